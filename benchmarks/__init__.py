@@ -1,0 +1,1 @@
+"""Leaderboard harness, behaviour-policy datasets, baselines, statistics and the CLI."""

@@ -1,0 +1,31 @@
+"""Environment adapters and the multi-agent Minari convention.
+
+This layer never imports ``diffusion_agents`` or ``benchmarks``.
+"""
+
+from wrappers.joint import JOINT_ENV_ID, JointEnv, joint_env_spec, register_joint_env
+from wrappers.minari_io import (
+    EpisodeBatch,
+    DatasetConventionError,
+    load_episodes,
+    record_dataset,
+)
+from wrappers.policies import RandomPolicy
+from wrappers.registry import families, make_env, register_family
+
+register_joint_env()
+
+__all__ = [
+    "JOINT_ENV_ID",
+    "DatasetConventionError",
+    "EpisodeBatch",
+    "JointEnv",
+    "RandomPolicy",
+    "families",
+    "joint_env_spec",
+    "load_episodes",
+    "make_env",
+    "record_dataset",
+    "register_family",
+    "register_joint_env",
+]

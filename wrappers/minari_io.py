@@ -1,0 +1,704 @@
+"""Multi-agent episodes in Minari datasets: record, write atomically, check, load.
+
+Minari is single-agent, so a multi-agent episode is stored as a joint episode (see
+``docs/convention.md`` and DESIGN.md): ``Dict`` observation/action spaces over
+``possible_agents``, the team reward (mean over agents present) as Minari's reward, and per
+step ``infos["rewards"]`` / ``infos["alive"]`` (``{agent: (T + 1,)}``, the reset entry first)
+plus ``infos["state"]`` where the env has ``state()``. Dataset metadata carries a
+``"multiagent"`` block (env id, kwargs, agents, behaviour policy, ...) and the reference
+scores ``ref_min_score`` / ``ref_max_score``.
+
+:func:`load_episodes` is the one reader everything else uses: it returns an
+:class:`EpisodeBatch` of padded arrays ``(episodes, T, agents, ...)``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import tempfile
+import warnings
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import minari
+import numpy as np
+from gymnasium import spaces
+from minari.data_collector.episode_buffer import EpisodeBuffer
+from minari.dataset.minari_dataset import parse_dataset_id
+from minari.dataset.minari_storage import MinariStorage
+from minari.namespace import create_namespace, list_local_namespaces
+from minari.storage.datasets_root_dir import get_dataset_path
+from pettingzoo.utils.env import ParallelEnv
+from tqdm.auto import tqdm
+
+from wrappers.joint import JointEnv, joint_env_spec
+from wrappers.policies import RandomPolicy
+from wrappers.spaces import (
+    action_dim,
+    core_obs_space,
+    flatten_obs,
+    has_action_mask,
+    n_actions,
+    obs_dim,
+    vector_to_action,
+    zero_like,
+)
+
+CONVENTION = "diffusion-agents/multiagent-v1"
+META_KEY = "multiagent"
+
+
+class DatasetConventionError(ValueError):
+    """A dataset does not follow the multi-agent Minari convention."""
+
+
+# ---------------------------------------------------------------------------------------
+# EpisodeBatch: the padded-array view every consumer uses
+# ---------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True, repr=False)
+class EpisodeBatch:
+    """Padded joint episodes. ``E`` episodes, ``T`` steps (the longest), ``A`` agents.
+
+    Attributes:
+        agents: agent ids, in ``possible_agents`` order.
+        obs: ``(E, T + 1, A, D)`` float32 flat observations, zero-padded to ``D = max(obs_dims)``
+            and zero where the agent is absent or the episode is over.
+        obs_dims: per-agent true observation width (``obs[..., i, :obs_dims[i]]``).
+        actions: ``(E, T, A, K)`` float32; a Discrete agent's action index sits in column 0,
+            other spaces are flattened; zero where the agent did not act.
+        act_dims: per-agent true action width; ``n_actions``: choices per Discrete agent, else 0.
+        action_masks: ``(E, T + 1, A, N)`` bool legal actions (``N = max(n_actions)``), or None
+            when no agent has masks (agents without masks get all-True rows).
+        rewards: ``(E, T, A)`` per-agent rewards; ``team_rewards``: ``(E, T)``.
+        terminations, truncations: ``(E, T)`` bool, as stored.
+        valid: ``(E, T)`` True for real steps; ``lengths``: ``(E,)`` steps per episode.
+        alive: ``(E, T + 1, A)`` True where the agent has a real observation.
+        acted: ``(E, T, A)`` True where the agent acted (``alive[t] & alive[t + 1]``).
+        states: ``(E, T + 1, S)`` global states, or None.
+        synthetic: ``(E,)`` True for generated episodes (EAQ output).
+    """
+
+    agents: tuple[str, ...]
+    observation_spaces: dict[str, spaces.Space]
+    action_spaces: dict[str, spaces.Space]
+    obs: np.ndarray
+    obs_dims: tuple[int, ...]
+    actions: np.ndarray
+    act_dims: tuple[int, ...]
+    n_actions: tuple[int, ...]
+    action_masks: np.ndarray | None
+    rewards: np.ndarray
+    team_rewards: np.ndarray
+    terminations: np.ndarray
+    truncations: np.ndarray
+    valid: np.ndarray
+    lengths: np.ndarray
+    alive: np.ndarray
+    acted: np.ndarray
+    states: np.ndarray | None
+    synthetic: np.ndarray
+    ref_min_score: float | None = None
+    ref_max_score: float | None = None
+    dataset_id: str | None = None
+    metadata: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    # -- shapes --------------------------------------------------------------------------
+    @property
+    def num_episodes(self) -> int:
+        return int(self.obs.shape[0])
+
+    @property
+    def horizon(self) -> int:
+        """T, the number of steps of the longest episode."""
+        return int(self.actions.shape[1])
+
+    @property
+    def num_agents(self) -> int:
+        return len(self.agents)
+
+    @property
+    def discrete(self) -> tuple[bool, ...]:
+        return tuple(n > 0 for n in self.n_actions)
+
+    # -- derived quantities ----------------------------------------------------------------
+    @property
+    def returns(self) -> np.ndarray:
+        """``(E,)`` undiscounted team return of each episode."""
+        return (self.team_rewards * self.valid).sum(axis=1)
+
+    def return_to_go(self, gamma: float = 1.0) -> np.ndarray:
+        """``(E, T + 1)`` team return-to-go ``sum_{k >= t} gamma^(k - t) r_k`` (0 at the end)."""
+        r = self.team_rewards * self.valid
+        out = np.zeros((r.shape[0], r.shape[1] + 1), dtype=np.float64)
+        for t in range(r.shape[1] - 1, -1, -1):
+            out[:, t] = r[:, t] + gamma * out[:, t + 1]
+        return out.astype(np.float32)
+
+    def normalize(self, returns: np.ndarray | float) -> np.ndarray:
+        """Normalized score ``100 * (R - ref_min) / (ref_max - ref_min)``."""
+        if self.ref_min_score is None or self.ref_max_score is None:
+            raise ValueError(
+                f"Dataset {self.dataset_id!r} has no ref_min_score/ref_max_score metadata; "
+                "record it with ref scores to normalize returns."
+            )
+        span = self.ref_max_score - self.ref_min_score
+        return 100.0 * (np.asarray(returns, dtype=np.float64) - self.ref_min_score) / span
+
+    def agent_obs(self, agent: str | int) -> np.ndarray:
+        """``(E, T + 1, obs_dim)`` observations of one agent, unpadded."""
+        i = agent if isinstance(agent, int) else self.agents.index(agent)
+        return self.obs[:, :, i, : self.obs_dims[i]]
+
+    def agent_actions(self, agent: str | int) -> np.ndarray:
+        """``(E, T, act_dim)`` actions of one agent, unpadded."""
+        i = agent if isinstance(agent, int) else self.agents.index(agent)
+        return self.actions[:, :, i, : self.act_dims[i]]
+
+    def onehot_actions(self) -> np.ndarray:
+        """``(E, T, A, max(n_actions))`` one-hot discrete actions (zeros where not acted)."""
+        n = max(self.n_actions) if any(self.n_actions) else 0
+        out = np.zeros(self.actions.shape[:3] + (n,), dtype=np.float32)
+        for i, k in enumerate(self.n_actions):
+            if k:
+                idx = self.actions[:, :, i, 0].astype(np.int64)
+                np.put_along_axis(out[:, :, i], idx[..., None], 1.0, axis=-1)
+                out[:, :, i] *= self.acted[:, :, i, None]
+        return out
+
+    def select(self, index: np.ndarray | Sequence[int] | slice) -> EpisodeBatch:
+        """A batch holding only the chosen episodes."""
+
+        def pick(x):
+            return None if x is None else x[index]
+
+        return dataclasses.replace(
+            self,
+            obs=self.obs[index],
+            actions=self.actions[index],
+            action_masks=pick(self.action_masks),
+            rewards=self.rewards[index],
+            team_rewards=self.team_rewards[index],
+            terminations=self.terminations[index],
+            truncations=self.truncations[index],
+            valid=self.valid[index],
+            lengths=self.lengths[index],
+            alive=self.alive[index],
+            acted=self.acted[index],
+            states=pick(self.states),
+            synthetic=self.synthetic[index],
+        )
+
+    def __repr__(self) -> str:
+        def desc(x):
+            return "None" if x is None else f"{x.dtype}{list(x.shape)}"
+
+        fields = ", ".join(
+            f"{name}={desc(getattr(self, name))}"
+            for name in ("obs", "actions", "action_masks", "rewards", "alive", "states")
+        )
+        return (
+            f"EpisodeBatch(dataset_id={self.dataset_id!r}, episodes={self.num_episodes}, "
+            f"T={self.horizon}, agents={list(self.agents)}, {fields})"
+        )
+
+
+# ---------------------------------------------------------------------------------------
+# Writing
+# ---------------------------------------------------------------------------------------
+
+
+def _stack_tree(items: list[Any]) -> Any:
+    """Stack a list of equally shaped pytrees (dicts of arrays) along a new axis 0."""
+    first = items[0]
+    if isinstance(first, dict):
+        return {k: _stack_tree([it[k] for it in items]) for k in first}
+    return np.stack([np.asarray(it) for it in items])
+
+
+def _check_new_dataset_id(dataset_id: str) -> Path:
+    try:
+        parse_dataset_id(dataset_id)
+    except Exception as exc:
+        raise ValueError(
+            f"Malformed dataset id {dataset_id!r} ({exc}); ids look like "
+            "'namespace/env/name-v0', e.g. 'mpe2/simple_spread/expert-v0'."
+        ) from None
+    final = get_dataset_path(dataset_id)
+    if final.exists():
+        raise FileExistsError(
+            f"A dataset with id {dataset_id!r} already exists at {final}; pick another id "
+            "or delete it with `minari delete`."
+        )
+    return final
+
+
+def write_dataset(
+    dataset_id: str,
+    episodes: Iterable[EpisodeBuffer],
+    *,
+    observation_space: spaces.Space,
+    action_space: spaces.Space,
+    metadata: dict[str, Any],
+    env_spec: gym.envs.registration.EnvSpec | None = None,
+    num_episodes: int | None = None,
+    show_progress: bool = True,
+) -> minari.MinariDataset:
+    """Write Minari episodes to a new dataset, atomically.
+
+    Everything is written into a hidden temporary folder beside the datasets root and renamed
+    into place at the end, so a failure leaves no half-written dataset and an existing
+    dataset is never touched.
+    """
+    final = _check_new_dataset_id(dataset_id)
+    root = get_dataset_path()
+    tmp = Path(tempfile.mkdtemp(prefix=".partial-", dir=root))
+    try:
+        storage = MinariStorage.new(
+            tmp / "data",
+            observation_space=observation_space,
+            action_space=action_space,
+            env_spec=env_spec,
+            data_format="hdf5",
+        )
+        meta = {"dataset_id": dataset_id, "minari_version": minari.__version__}
+        meta.update(metadata)
+        storage.update_metadata(meta)
+        chunk: list[EpisodeBuffer] = []
+        bar = tqdm(
+            total=num_episodes, desc=f"writing {dataset_id}", disable=not show_progress,
+            leave=False,
+        )
+        for ep in episodes:
+            chunk.append(ep)
+            if len(chunk) >= 256:
+                storage.update_episodes(chunk)
+                bar.update(len(chunk))
+                chunk = []
+        if chunk:
+            storage.update_episodes(chunk)
+            bar.update(len(chunk))
+        bar.close()
+        namespace = parse_dataset_id(dataset_id)[0]
+        if namespace is not None and namespace not in list_local_namespaces():
+            create_namespace(namespace)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        os.rename(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return minari.load_dataset(dataset_id)
+
+
+def _episode_buffer(
+    steps_obs: list[dict[str, Any]],
+    steps_act: list[dict[str, Any]],
+    team_rewards: list[float],
+    terms: list[bool],
+    truncs: list[bool],
+    infos: list[dict[str, Any]],
+    seed: int | None,
+) -> EpisodeBuffer:
+    return EpisodeBuffer(
+        seed=seed,
+        observations=_stack_tree(steps_obs),
+        actions=_stack_tree(steps_act),
+        rewards=np.asarray(team_rewards, dtype=np.float64),
+        terminations=np.asarray(terms, dtype=bool),
+        truncations=np.asarray(truncs, dtype=bool),
+        infos=_stack_tree(infos),
+    )
+
+
+def _policy_name(policy: Any) -> str:
+    return str(getattr(policy, "name", None) or type(policy).__name__)
+
+
+def rollout_returns(
+    env: JointEnv, policy: Any, num_episodes: int, seed: int = 0
+) -> np.ndarray:
+    """Mean-team returns of ``policy`` over ``num_episodes`` episodes (seeds ``seed + i``)."""
+    out = []
+    for ep in range(num_episodes):
+        joint_obs, _ = env.reset(seed=seed + ep)
+        if hasattr(policy, "reset"):
+            policy.reset()
+        total, done = 0.0, False
+        while not done:
+            acts = policy.act(env.agent_obs(joint_obs))
+            joint_obs, r, term, trunc, _ = env.step(acts)
+            total += r
+            done = term or trunc
+        out.append(total)
+    return np.asarray(out)
+
+
+def record_dataset(
+    env_or_id: str | ParallelEnv,
+    policy: Any,
+    num_episodes: int,
+    dataset_id: str,
+    *,
+    env_kwargs: dict[str, Any] | None = None,
+    seed: int = 0,
+    ref_min_score: float | None = None,
+    ref_max_score: float | None = None,
+    expert_policy: Any = None,
+    num_ref_episodes: int = 20,
+    behaviour_policy: str | None = None,
+    info_keys: Sequence[str] = (),
+    description: str | None = None,
+    author: str = "diffusion-agents",
+    extra_metadata: dict[str, Any] | None = None,
+    show_progress: bool = True,
+) -> minari.MinariDataset:
+    """Record ``num_episodes`` joint episodes of ``policy`` into a new Minari dataset.
+
+    Args:
+        env_or_id: a :func:`wrappers.make_env` id (recommended: the dataset can then rebuild
+            its env with ``recover_environment()``), or a built ``ParallelEnv``.
+        policy: anything with ``act(obs_dict) -> action_dict`` (and optionally ``reset()``).
+        dataset_id: Minari id, e.g. ``"mpe2/simple_spread/expert-v0"``; must not exist.
+        ref_min_score: random-policy mean team return; measured over ``num_ref_episodes``
+            episodes of :class:`RandomPolicy` when not given.
+        ref_max_score: expert mean team return; or measured from ``expert_policy``. Left out
+            of the metadata when neither is given (scores then cannot be normalized).
+        info_keys: scalar per-agent info keys to keep (e.g. ``"battle_won"``).
+        extra_metadata: more JSON-able entries for the ``"multiagent"`` metadata block.
+    Returns:
+        the new ``minari.MinariDataset`` (episode ``i`` was reset with seed ``seed + i``).
+    """
+    if num_episodes < 1:
+        raise ValueError(f"num_episodes must be >= 1, got {num_episodes}.")
+    if not callable(getattr(policy, "act", None)):
+        raise TypeError(f"policy {policy!r} has no act(obs_dict) -> action_dict method.")
+    _check_new_dataset_id(dataset_id)
+    if isinstance(env_or_id, str):
+        env_id: str | None = env_or_id
+        env = JointEnv(env_or_id, env_kwargs or {}, info_keys=info_keys)
+        env_spec = joint_env_spec(env_or_id, env_kwargs, info_keys)
+    else:
+        env_id = None
+        env = JointEnv(env=env_or_id, info_keys=info_keys)
+        env_spec = None
+        warnings.warn(
+            "record_dataset() got an env object, not an id: the dataset will not be able "
+            "to rebuild its env (recover_environment). Pass a make_env id to allow it.",
+            stacklevel=2,
+        )
+    agents = env.possible_agents
+    act_spaces = env.action_space.spaces
+    zero_act = {a: zero_like(s) for a, s in act_spaces.items()}
+
+    def episodes() -> Iterable[EpisodeBuffer]:
+        bar = tqdm(range(num_episodes), desc=f"recording {dataset_id}", disable=not show_progress)
+        for ep in bar:
+            joint_obs, info = env.reset(seed=seed + ep)
+            if hasattr(policy, "reset"):
+                policy.reset()
+            obs_l, act_l, rew_l, term_l, trunc_l, info_l = [joint_obs], [], [], [], [], [info]
+            done = False
+            while not done:
+                present = env.agent_obs(joint_obs)
+                acts = policy.act(present)
+                missing = [a for a in env.agents if a not in acts]
+                if missing:
+                    raise KeyError(
+                        f"{_policy_name(policy)}.act() returned no action for agent(s) {missing}."
+                    )
+                joint_obs, r, term, trunc, info = env.step(acts)
+                act_l.append({a: np.asarray(acts[a]) if a in present else zero_act[a] for a in agents})
+                obs_l.append(joint_obs)
+                rew_l.append(r)
+                term_l.append(term)
+                trunc_l.append(trunc)
+                info_l.append(info)
+                done = term or trunc
+            yield _episode_buffer(obs_l, act_l, rew_l, term_l, trunc_l, info_l, seed + ep)
+
+    if ref_min_score is None:
+        ref_env = JointEnv(env=env.parallel_env, info_keys=info_keys)
+        ref_min_score = float(
+            rollout_returns(ref_env, RandomPolicy(env.parallel_env, seed=seed), num_ref_episodes, seed=10_000 + seed).mean()
+        )
+    if ref_max_score is None and expert_policy is not None:
+        ref_max_score = float(
+            rollout_returns(env, expert_policy, num_ref_episodes, seed=20_000 + seed).mean()
+        )
+    ma_meta: dict[str, Any] = {
+        "convention": CONVENTION,
+        "env_id": env_id,
+        "env_kwargs": dict(env_kwargs or {}),
+        "agents": list(agents),
+        "behaviour_policy": behaviour_policy or _policy_name(policy),
+        "team_reward": "mean over the agents present at the step",
+        "has_state": env.has_state,
+        "info_keys": list(info_keys),
+        "seed": seed,
+    }
+    ma_meta.update(extra_metadata or {})
+    metadata: dict[str, Any] = {
+        META_KEY: ma_meta,
+        "algorithm_name": behaviour_policy or _policy_name(policy),
+        "author": {author},
+        "description": description
+        or f"{num_episodes} episodes of {ma_meta['behaviour_policy']} on {env_id}.",
+        "ref_min_score": ref_min_score,
+        "num_episodes_average_score": num_ref_episodes,
+    }
+    if ref_max_score is not None:
+        metadata["ref_max_score"] = float(ref_max_score)
+    if env_spec is not None:
+        metadata["eval_env_spec"] = env_spec.to_json()
+    return write_dataset(
+        dataset_id,
+        episodes(),
+        observation_space=env.observation_space,
+        action_space=env.action_space,
+        metadata=metadata,
+        env_spec=env_spec,
+        num_episodes=num_episodes,
+        show_progress=False,
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# Reading
+# ---------------------------------------------------------------------------------------
+
+
+def _as_dataset(dataset: Any) -> minari.MinariDataset:
+    if isinstance(dataset, minari.MinariDataset):
+        return dataset
+    if isinstance(dataset, (str, os.PathLike)):
+        try:
+            return minari.load_dataset(str(dataset))
+        except FileNotFoundError as exc:
+            raise FileNotFoundError(f"No local Minari dataset {dataset!r}: {exc}") from None
+    raise TypeError(f"Expected a minari.MinariDataset or a dataset id, got {type(dataset).__name__}.")
+
+
+def check_convention(dataset: minari.MinariDataset) -> dict[str, Any]:
+    """Validate ``dataset`` against the multi-agent convention; return its metadata block.
+
+    Raises:
+        DatasetConventionError: naming what is missing or inconsistent.
+    """
+    did = dataset.spec.dataset_id
+    meta = dataset.storage.metadata
+    ma = meta.get(META_KEY)
+    if not isinstance(ma, dict) or "agents" not in ma:
+        raise DatasetConventionError(
+            f"Dataset {did!r} is not a multi-agent dataset: its metadata has no "
+            f"'{META_KEY}' block with an 'agents' list (record it with "
+            "wrappers.record_dataset, or follow docs/convention.md)."
+        )
+    agents = list(ma["agents"])
+    for name, space in (("observation", dataset.observation_space), ("action", dataset.action_space)):
+        if not isinstance(space, spaces.Dict):
+            raise DatasetConventionError(
+                f"Dataset {did!r}: the {name} space is {type(space).__name__}, expected "
+                f"Dict over the agents {agents} (a single-agent dataset?)."
+            )
+        if list(space.spaces) != agents:
+            raise DatasetConventionError(
+                f"Dataset {did!r}: {name} space keys {list(space.spaces)} do not match the "
+                f"metadata agents {agents}."
+            )
+    return ma
+
+
+def _info_field(infos: dict | None, key: str, did: str, ep_id: int) -> Any:
+    if not infos or key not in infos:
+        raise DatasetConventionError(
+            f"Dataset {did!r}, episode {ep_id}: infos has no {key!r} entry "
+            f"(the convention stores per-agent infos['rewards'] and infos['alive'])."
+        )
+    return infos[key]
+
+
+def load_episodes(
+    dataset: minari.MinariDataset | str,
+    *,
+    max_episodes: int | None = None,
+    show_progress: bool = False,
+) -> EpisodeBatch:
+    """Read a multi-agent Minari dataset into padded arrays (see :class:`EpisodeBatch`)."""
+    ds = _as_dataset(dataset)
+    ma = check_convention(ds)
+    did = ds.spec.dataset_id
+    agents = tuple(ma["agents"])
+    obs_spaces = dict(ds.observation_space.spaces)
+    act_spaces = dict(ds.action_space.spaces)
+    obs_dims = tuple(obs_dim(obs_spaces[a]) for a in agents)
+    act_dims = tuple(action_dim(act_spaces[a]) for a in agents)
+    n_acts = tuple(n_actions(act_spaces[a]) for a in agents)
+    masked = [has_action_mask(obs_spaces[a]) for a in agents]
+
+    ids = list(ds.episode_indices)
+    if max_episodes is not None:
+        ids = ids[:max_episodes]
+    if not ids:
+        raise DatasetConventionError(f"Dataset {did!r} has no episodes.")
+    episodes = list(tqdm(ds.iterate_episodes(ids), total=len(ids), disable=not show_progress, desc=f"loading {did}"))
+    E, A = len(episodes), len(agents)
+    T = max(len(ep.rewards) for ep in episodes)
+    D, K = max(obs_dims), max(act_dims)
+    N = max(n_acts) if any(n_acts) else 0
+
+    obs = np.zeros((E, T + 1, A, D), np.float32)
+    actions = np.zeros((E, T, A, K), np.float32)
+    masks = np.zeros((E, T + 1, A, N), bool) if any(masked) else None
+    rewards = np.zeros((E, T, A), np.float32)
+    team = np.zeros((E, T), np.float32)
+    terms = np.zeros((E, T), bool)
+    truncs = np.zeros((E, T), bool)
+    valid = np.zeros((E, T), bool)
+    alive = np.zeros((E, T + 1, A), bool)
+    lengths = np.zeros(E, np.int64)
+    synthetic = np.zeros(E, bool)
+    states = None
+    for e, ep in enumerate(episodes):
+        n = len(ep.rewards)
+        lengths[e] = n
+        valid[e, :n] = True
+        team[e, :n] = ep.rewards
+        terms[e, :n] = ep.terminations
+        truncs[e, :n] = ep.truncations
+        infos = ep.infos
+        r_info = _info_field(infos, "rewards", did, ep.id)
+        a_info = _info_field(infos, "alive", did, ep.id)
+        for i, a in enumerate(agents):
+            if a not in r_info or a not in a_info:
+                raise DatasetConventionError(
+                    f"Dataset {did!r}, episode {ep.id}: infos['rewards'/'alive'] lack agent {a!r}."
+                )
+            o = ep.observations[a]
+            core = o["observation"] if masked[i] else o
+            core = np.asarray(core)
+            flat = core.reshape(n + 1, -1).astype(np.float32)
+            if not isinstance(core_obs_space(obs_spaces[a]), spaces.Box):
+                flat = np.stack([flatten_obs(obs_spaces[a], _index(o, t)) for t in range(n + 1)])
+            obs[e, : n + 1, i, : obs_dims[i]] = flat
+            actions[e, :n, i, : act_dims[i]] = np.asarray(ep.actions[a], np.float32).reshape(n, -1)
+            if masks is not None:
+                if masked[i]:
+                    masks[e, : n + 1, i, : n_acts[i]] = np.asarray(o["action_mask"]).astype(bool)
+                else:
+                    masks[e, :, i, : max(n_acts[i], 1)] = True
+            rewards[e, :n, i] = np.asarray(r_info[a])[1 : n + 1]
+            alive[e, : n + 1, i] = np.asarray(a_info[a]).astype(bool)
+        if "state" in infos:
+            st = np.asarray(infos["state"], np.float32).reshape(n + 1, -1)
+            if states is None:
+                states = np.zeros((E, T + 1, st.shape[1]), np.float32)
+            states[e, : n + 1] = st
+        if "synthetic" in infos:
+            synthetic[e] = bool(np.asarray(infos["synthetic"]).any())
+    acted = alive[:, :-1] & alive[:, 1:] & valid[:, :, None]
+    meta = ds.storage.metadata
+    return EpisodeBatch(
+        agents=agents,
+        observation_spaces=obs_spaces,
+        action_spaces=act_spaces,
+        obs=obs,
+        obs_dims=obs_dims,
+        actions=actions,
+        act_dims=act_dims,
+        n_actions=n_acts,
+        action_masks=masks,
+        rewards=rewards,
+        team_rewards=team,
+        terminations=terms,
+        truncations=truncs,
+        valid=valid,
+        lengths=lengths,
+        alive=alive,
+        acted=acted,
+        states=states,
+        synthetic=synthetic,
+        ref_min_score=_opt_float(meta.get("ref_min_score")),
+        ref_max_score=_opt_float(meta.get("ref_max_score")),
+        dataset_id=did,
+        metadata=dict(ma),
+    )
+
+
+def _index(tree: Any, t: int) -> Any:
+    if isinstance(tree, dict):
+        return {k: _index(v, t) for k, v in tree.items()}
+    return np.asarray(tree)[t]
+
+
+def _opt_float(x: Any) -> float | None:
+    return None if x is None else float(x)
+
+
+# ---------------------------------------------------------------------------------------
+# EpisodeBatch -> Minari episodes (for writing transformed datasets, e.g. EAQ)
+# ---------------------------------------------------------------------------------------
+
+
+def batch_to_buffers(
+    batch: EpisodeBatch, extra_infos: Callable[[int], dict[str, np.ndarray]] | None = None
+) -> Iterable[EpisodeBuffer]:
+    """Turn each episode of ``batch`` back into a Minari ``EpisodeBuffer`` of the convention.
+
+    Flat observations are unflattened with each agent's space; masks are restored from
+    ``action_masks``. ``extra_infos(e)`` may add per-step info arrays ``(T_e + 1, ...)``.
+    """
+    for e in range(batch.num_episodes):
+        n = int(batch.lengths[e])
+        observations: dict[str, Any] = {}
+        acts: dict[str, Any] = {}
+        r_info, a_info = {}, {}
+        for i, a in enumerate(batch.agents):
+            space = batch.observation_spaces[a]
+            core = core_obs_space(space)
+            flat = batch.obs[e, : n + 1, i, : batch.obs_dims[i]]
+            if isinstance(core, spaces.Box):
+                o = flat.reshape((n + 1,) + core.shape).astype(core.dtype)
+            else:
+                o = _stack_tree([spaces.unflatten(core, f) for f in flat])
+            if has_action_mask(space):
+                mask_space = space.spaces["action_mask"]
+                m = batch.action_masks[e, : n + 1, i, : batch.n_actions[i]]
+                o = {"observation": o, "action_mask": m.astype(mask_space.dtype)}
+            observations[a] = o
+            aspace = batch.action_spaces[a]
+            acts[a] = np.stack(
+                [vector_to_action(aspace, v) for v in batch.actions[e, :n, i]]
+            ) if n else np.zeros((0,), np.float32)
+            r_info[a] = np.concatenate([[0.0], batch.rewards[e, :n, i]]).astype(np.float64)
+            a_info[a] = batch.alive[e, : n + 1, i].copy()
+        infos: dict[str, Any] = {"rewards": r_info, "alive": a_info}
+        if batch.states is not None:
+            infos["state"] = batch.states[e, : n + 1]
+        if extra_infos is not None:
+            infos.update(extra_infos(e))
+        yield EpisodeBuffer(
+            observations=observations,
+            actions=acts,
+            rewards=batch.team_rewards[e, :n].astype(np.float64),
+            terminations=batch.terminations[e, :n].copy(),
+            truncations=batch.truncations[e, :n].copy(),
+            infos=infos,
+        )
+
+
+__all__ = [
+    "CONVENTION",
+    "DatasetConventionError",
+    "EpisodeBatch",
+    "batch_to_buffers",
+    "check_convention",
+    "load_episodes",
+    "record_dataset",
+    "rollout_returns",
+    "write_dataset",
+]
