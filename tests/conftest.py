@@ -1,0 +1,21 @@
+"""Shared fixtures: every test writes datasets into its own temporary Minari root."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+
+@pytest.fixture(autouse=True)
+def minari_root(tmp_path, monkeypatch):
+    root = tmp_path / "minari"
+    root.mkdir()
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(root))
+    return root
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _torch_threads():
+    # CI has 2 cores; keep tests predictable and leave a core to the test runner.
+    torch.set_num_threads(2)
+    yield
