@@ -5,8 +5,8 @@ This layer never imports ``diffusion_agents`` or ``benchmarks``.
 
 from wrappers.joint import JOINT_ENV_ID, JointEnv, joint_env_spec, register_joint_env
 from wrappers.minari_io import (
-    EpisodeBatch,
     DatasetConventionError,
+    EpisodeBatch,
     load_episodes,
     record_dataset,
 )

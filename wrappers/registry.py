@@ -81,14 +81,12 @@ def mpe2_modules() -> list[str]:
 
 
 def _make_mpe2(scenario: str, **kwargs: Any) -> ParallelEnv:
-    try:
-        module = importlib.import_module(f"mpe2.{scenario}")
-    except ModuleNotFoundError:
-        raise ValueError(
-            f"Unknown MPE2 environment {scenario!r}. Known: {', '.join(mpe2_modules())}."
-        ) from None
-    if not hasattr(module, "parallel_env"):
-        raise ValueError(f"mpe2.{scenario} is not an environment module.")
+    known = mpe2_modules()
+    if scenario not in known:
+        # Checked against MPE2's own list: importing "mpe2.<name>" would also accept helper
+        # modules, and a missing dependency inside a real module would read as "unknown".
+        raise ValueError(f"Unknown MPE2 environment {scenario!r}. Known: {', '.join(known)}.")
+    module = importlib.import_module(f"mpe2.{scenario}")
     # MPE2's parallel_env takes **kwargs and forwards them to raw_env: check against raw_env.
     _check_kwargs(getattr(module, "raw_env", module.parallel_env), kwargs, f"mpe2/{scenario}")
     return module.parallel_env(**kwargs)
