@@ -1,0 +1,136 @@
+"""``EAQConfig``: the settings of EAQ (Oh et al., arXiv 2408.13092), one dataclass.
+
+EAQ learns a diffusion model over whole multi-agent episodes and samples new, more
+cooperative ones. An episode is the tensor ``tau`` of shape ``(features, horizon)`` laid out
+by :mod:`diffusion_agents.eaq.encode`; a Conv1D temporal U-Net ``f_theta`` is trained to
+predict the clean episode ``tau_0`` from its noised version ``tau_k`` (x0-prediction)::
+
+    L(theta) = E_{k, tau_0, eps} || tau_0 - f_theta(tau_k, k) ||^2  +  lambda * L_Qtot
+    tau_k    = sqrt(abar_k) tau_0 + sqrt(1 - abar_k) eps
+
+A Q-total estimator ``Q_phi(o_t, a_t, t)`` over the joint observation-action is trained
+jointly on the real episodes with the return-to-go target ``G_t = sum_{k >= t} gamma^(k-t) r_k``
+(in the tensor's normalized units, so ``Q`` lives in ``[-1, 1]`` whatever the reward scale)::
+
+    L(phi)  = E_real || Q_phi(o_t, a_t, t) - G_t ||^2
+    L_Qtot  = - E_t Q_phi(o_hat_t, softmax(a_hat_t / temperature), t)
+
+where ``o_hat, a_hat`` are read from ``f_theta(tau_k, k)`` (discrete action blocks relaxed to
+soft one-hot vectors) and ``phi`` is held fixed in ``L_Qtot``. ``q_weight = 0`` is the
+"EAQ without Q" ablation.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+SAMPLERS = ("ddim", "ddpm")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class EAQConfig:
+    """Settings of the EAQ episode model (see the module docstring for the math).
+
+    Attributes:
+        q_weight: lambda, the weight of ``L_Qtot``; 0 disables Q-total guidance.
+        n_steps: gradient steps of :meth:`EAQAugmenter.fit`.
+        batch_size: episodes per gradient step.
+        learning_rate: Adam learning rate of the U-Net ``f_theta``.
+        q_learning_rate: Adam learning rate of the Q-total estimator.
+        q_hidden: width of the Q-total MLP (two hidden layers).
+        q_warmup_steps: steps during which only ``Q_phi`` learns from the real data before
+            ``L_Qtot`` switches on (an untrained ``Q`` gives no useful direction).
+        action_temperature: temperature of the soft one-hot relaxation in ``L_Qtot``.
+        gamma: discount of the return-to-go (Q-total) row; 1.0 = undiscounted, as in EAQ.
+        dim: base channel width of the U-Net; ``dim_mults``: per-level width multipliers.
+        attention: self-attention blocks in the U-Net (off: EAQ is a plain Conv1D U-Net).
+        n_diffusion_steps: K, diffusion steps of the training schedule.
+        beta_schedule: noise schedule name understood by :mod:`diffusion_agents.diffusion`.
+        sampler: ``"ddim"`` (few steps, fast) or ``"ddpm"`` (all K steps).
+        sample_steps: denoising steps of the DDIM sampler.
+        clip_x0: clip predicted ``tau_0`` to ``[-clip_x0, clip_x0]`` while sampling (the
+            tensor is normalized to ``[-1, 1]``); ``None`` disables clipping.
+        range_margin: a decoded sample is rejected when a continuous value lies further than
+            ``range_margin * (max - min)`` outside the real data's range of that row.
+        ema_decay: decay of the exponential moving average of ``f_theta`` used for sampling.
+        sample_batch_size: episodes generated per sampler call.
+        max_sample_rounds: give up after this many sampler calls without enough accepted
+            episodes (each call draws ``sample_batch_size`` candidates).
+        seed: seeds numpy and torch for fitting and sampling.
+        device: torch device; ``None`` = CPU.
+    """
+
+    q_weight: float = 1.0
+    n_steps: int = 3000
+    batch_size: int = 64
+    learning_rate: float = 2e-4
+    q_learning_rate: float = 1e-3
+    q_hidden: int = 256
+    q_warmup_steps: int = 200
+    action_temperature: float = 0.2
+    gamma: float = 1.0
+    dim: int = 32
+    dim_mults: tuple[int, ...] = (1, 2)
+    attention: bool = False
+    n_diffusion_steps: int = 100
+    beta_schedule: str = "cosine"
+    sampler: str = "ddim"
+    sample_steps: int = 10
+    clip_x0: float | None = 1.0
+    range_margin: float = 0.5
+    ema_decay: float = 0.995
+    sample_batch_size: int = 512
+    max_sample_rounds: int = 50
+    seed: int = 0
+    device: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.sampler not in SAMPLERS:
+            raise ValueError(f"sampler={self.sampler!r}; allowed: {SAMPLERS}.")
+        if self.q_weight < 0:
+            raise ValueError(f"q_weight must be >= 0 (0 = EAQ without Q), got {self.q_weight}.")
+        for name in ("n_steps", "batch_size", "n_diffusion_steps", "sample_steps",
+                     "sample_batch_size", "max_sample_rounds", "dim", "q_hidden"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}.")
+        if self.sample_steps > self.n_diffusion_steps:
+            raise ValueError(
+                f"sample_steps={self.sample_steps} exceeds n_diffusion_steps="
+                f"{self.n_diffusion_steps}."
+            )
+        if not 0.0 < self.gamma <= 1.0:
+            raise ValueError(f"gamma must be in (0, 1], got {self.gamma}.")
+        if self.action_temperature <= 0:
+            raise ValueError(f"action_temperature must be > 0, got {self.action_temperature}.")
+        if self.range_margin < 0:
+            raise ValueError(f"range_margin must be >= 0, got {self.range_margin}.")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}.")
+        if not self.dim_mults:
+            raise ValueError("dim_mults must name at least one level, e.g. (1, 2).")
+        object.__setattr__(self, "dim_mults", tuple(int(m) for m in self.dim_mults))
+
+    def replace(self, **changes: Any) -> EAQConfig:
+        """A copy with some fields changed (``config.replace(q_weight=0.0)``)."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["dim_mults"] = list(self.dim_mults)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> EAQConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"Unknown EAQConfig field(s) {unknown}; known: {sorted(known)}.")
+        d = dict(d)
+        if "dim_mults" in d:
+            d["dim_mults"] = tuple(d["dim_mults"])
+        return cls(**d)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)

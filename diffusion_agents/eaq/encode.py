@@ -1,0 +1,539 @@
+"""The EAQ episode tensor: multi-agent episodes <-> ``(batch, features, horizon)`` arrays.
+
+EAQ's diffusion model sees a whole joint episode as one image-like tensor: feature rows over
+time columns. Column ``t`` (``0 <= t < H``; ``H >= T + 1``, ``T`` = longest episode) holds the
+step-``t`` quantities; an episode of ``n`` steps fills columns ``0..n`` (column ``n`` carries the
+final observation) and the columns after it are padding. The rows, top to bottom:
+
+For each agent ``i`` in ``possible_agents`` order:
+
+========================  ==================  ===============================================
+rows                      kind                content at column ``t``
+========================  ==================  ===============================================
+``obs_dims[i]``           ``obs``             flat observation ``o^i_t`` (0 when absent)
+1                         ``alive``           1 where the agent has a real observation
+``n_actions[i]``          ``mask``            action mask at ``t`` (only agents with masks)
+``n_actions[i]``          ``action_onehot``   one-hot action ``a^i_t`` (Discrete agents), all
+                                              0 where the agent did not act or ``t >= n``
+``act_dims[i]``           ``action``          flat action (Box / Multi* agents), 0 likewise
+1                         ``reward``          per-agent reward ``r^i_t`` (0 for ``t >= n``)
+========================  ==================  ===============================================
+
+Then the team rows:
+
+========  ===============  ================================================================
+rows      kind             content at column ``t``
+========  ===============  ================================================================
+S         ``state``        global state ``s_t`` (only datasets with ``infos["state"]``)
+1         ``team_reward``  team reward ``r_t`` (0 for ``t >= n``)
+1         ``q_total``      Q-total target = return-to-go ``sum_{k >= t} gamma^(k-t) r_k``
+1         ``terminated``   1 at ``t = n - 1`` of a terminated episode
+1         ``truncated``    1 at ``t = n - 1`` of a truncated episode
+1         ``padding``      1 for ``t > n`` (no step, no observation)
+========  ===============  ================================================================
+
+The *done flag* of the method is ``terminated + truncated``. Binary kinds (``alive``,
+``mask``, ``action_onehot``, ``terminated``, ``truncated``, ``padding``) hold 0/1; the raw
+tensor is exact (``decode(encode(batch))`` reproduces actions, rewards, dones, alive flags,
+masks and observations bit for bit). :class:`RowNormalizer` maps every row into ``[-1, 1]``
+for the network (binary rows ``x -> 2x - 1``, continuous rows by the real data's min/max).
+
+Decoding a generated tensor (:meth:`EpisodeLayout.decode`) turns it back into episodes:
+binary rows are thresholded at 0.5, a Discrete action is the arg-max of its block over the
+actions the decoded mask allows (never an illegal one), the episode is cut at the first
+generated done, and samples are rejected (and counted by reason) when they hold NaN/inf,
+have no done, let no agent act at some step, revive a dead agent, leave an acting agent no
+legal action, or put a continuous value further than ``range_margin * (max - min)`` outside
+the real data's range of its row.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections import Counter
+from typing import Any
+
+import numpy as np
+from einops import rearrange
+from gymnasium import spaces
+from minari.serialization import deserialize_space, serialize_space
+
+from wrappers import EpisodeBatch
+from wrappers.spaces import has_action_mask
+
+BINARY_KINDS = frozenset(
+    {"alive", "mask", "action_onehot", "terminated", "truncated", "padding"}
+)
+REJECT_REASONS = (
+    "nan",
+    "no_done",
+    "no_agent_acts",
+    "revived",
+    "no_legal_action",
+    "out_of_range",
+)
+LAYOUT_VERSION = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class Segment:
+    """Rows ``start : start + size`` of the tensor hold ``kind`` (of ``agent``, or -1 = team)."""
+
+    kind: str
+    agent: int
+    start: int
+    size: int
+
+    @property
+    def stop(self) -> int:
+        return self.start + self.size
+
+
+@dataclasses.dataclass(frozen=True)
+class DecodeResult:
+    """What :meth:`EpisodeLayout.decode` returns.
+
+    Attributes:
+        batch: the accepted episodes (``synthetic`` all True), or None when none passed.
+        accepted: ``(B,)`` bool, which input samples were accepted.
+        reasons: rejected samples per reason (a sample counts once, for its first failure).
+        q_total: ``(accepted,)`` the generated Q-total (return-to-go) at ``t = 0``.
+    """
+
+    batch: EpisodeBatch | None
+    accepted: np.ndarray
+    reasons: dict[str, int]
+    q_total: np.ndarray
+
+    @property
+    def num_accepted(self) -> int:
+        return int(self.accepted.sum())
+
+    @property
+    def acceptance_rate(self) -> float:
+        return float(self.accepted.mean()) if self.accepted.size else 0.0
+
+
+class EpisodeLayout:
+    """Row layout of the episode tensor for one dataset's agents and spaces.
+
+    Build it with :meth:`from_batch`; ``encode`` / ``decode`` convert between
+    :class:`wrappers.EpisodeBatch` and raw ``(batch, features, horizon)`` float32 arrays.
+
+    Args:
+        agents: agent ids in ``possible_agents`` order.
+        observation_spaces / action_spaces: per-agent Gymnasium spaces.
+        horizon: ``H``, tensor columns; episodes of up to ``H - 1`` steps fit.
+        state_dim: global state width ``S`` (0 = no state rows).
+        gamma: discount of the Q-total (return-to-go) row.
+    """
+
+    def __init__(
+        self,
+        *,
+        agents: tuple[str, ...] | list[str],
+        observation_spaces: dict[str, spaces.Space],
+        action_spaces: dict[str, spaces.Space],
+        horizon: int,
+        state_dim: int = 0,
+        gamma: float = 1.0,
+    ) -> None:
+        from wrappers.spaces import action_dim, n_actions, obs_dim
+
+        self.agents = tuple(agents)
+        if not self.agents:
+            raise ValueError("EpisodeLayout needs at least one agent.")
+        self.observation_spaces = {a: observation_spaces[a] for a in self.agents}
+        self.action_spaces = {a: action_spaces[a] for a in self.agents}
+        self.horizon = int(horizon)
+        if self.horizon < 2:
+            raise ValueError(f"horizon must be >= 2 columns, got {horizon}.")
+        self.state_dim = int(state_dim)
+        self.gamma = float(gamma)
+        self.obs_dims = tuple(obs_dim(self.observation_spaces[a]) for a in self.agents)
+        self.act_dims = tuple(action_dim(self.action_spaces[a]) for a in self.agents)
+        self.n_actions = tuple(n_actions(self.action_spaces[a]) for a in self.agents)
+        self.masked = tuple(has_action_mask(self.observation_spaces[a]) for a in self.agents)
+        for a, m, n in zip(self.agents, self.masked, self.n_actions):
+            if m and n == 0:
+                raise ValueError(
+                    f"Agent {a!r} has an action mask but a non-Discrete action space "
+                    f"{self.action_spaces[a]}; EAQ supports masks on Discrete agents only."
+                )
+        self.starts = tuple(
+            int(self.action_spaces[a].start) if n else 0
+            for a, n in zip(self.agents, self.n_actions)
+        )
+        segs: list[Segment] = []
+        row = 0
+
+        def add(kind: str, agent: int, size: int) -> None:
+            nonlocal row
+            if size > 0:
+                segs.append(Segment(kind, agent, row, size))
+                row += size
+
+        for i in range(len(self.agents)):
+            add("obs", i, self.obs_dims[i])
+            add("alive", i, 1)
+            if self.masked[i]:
+                add("mask", i, self.n_actions[i])
+            if self.n_actions[i]:
+                add("action_onehot", i, self.n_actions[i])
+            else:
+                add("action", i, self.act_dims[i])
+            add("reward", i, 1)
+        add("state", -1, self.state_dim)
+        for kind in ("team_reward", "q_total", "terminated", "truncated", "padding"):
+            add(kind, -1, 1)
+        self.segments = tuple(segs)
+        self.num_features = row
+        binary = np.zeros(row, bool)
+        for s in segs:
+            binary[s.start : s.stop] = s.kind in BINARY_KINDS
+        self.binary_rows = binary
+
+    # -- construction ----------------------------------------------------------------------
+    @classmethod
+    def from_batch(
+        cls, batch: EpisodeBatch, *, horizon: int | None = None, multiple: int = 1,
+        gamma: float = 1.0,
+    ) -> EpisodeLayout:
+        """Layout for ``batch``'s agents; ``horizon`` defaults to ``T + 1`` rounded up to
+        a multiple of ``multiple`` (a U-Net with ``L`` down-samplings needs ``2^(L-1)``)."""
+        need = batch.horizon + 1
+        if horizon is None:
+            horizon = -(-need // multiple) * multiple
+        if horizon < need:
+            raise ValueError(
+                f"horizon={horizon} columns cannot hold episodes of {batch.horizon} steps "
+                f"(need >= {need})."
+            )
+        return cls(
+            agents=batch.agents,
+            observation_spaces=batch.observation_spaces,
+            action_spaces=batch.action_spaces,
+            horizon=horizon,
+            state_dim=0 if batch.states is None else int(batch.states.shape[-1]),
+            gamma=gamma,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "version": LAYOUT_VERSION,
+            "agents": list(self.agents),
+            "observation_spaces": {a: json.loads(serialize_space(s)) for a, s in self.observation_spaces.items()},
+            "action_spaces": {a: json.loads(serialize_space(s)) for a, s in self.action_spaces.items()},
+            "horizon": self.horizon,
+            "state_dim": self.state_dim,
+            "gamma": self.gamma,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> EpisodeLayout:
+        if d.get("version") != LAYOUT_VERSION:
+            raise ValueError(
+                f"Episode layout version {d.get('version')!r} is not supported "
+                f"(this code reads version {LAYOUT_VERSION})."
+            )
+        return cls(
+            agents=d["agents"],
+            observation_spaces={a: deserialize_space(json.dumps(s)) for a, s in d["observation_spaces"].items()},
+            action_spaces={a: deserialize_space(json.dumps(s)) for a, s in d["action_spaces"].items()},
+            horizon=d["horizon"],
+            state_dim=d["state_dim"],
+            gamma=d["gamma"],
+        )
+
+    # -- queries -----------------------------------------------------------------------------
+    def rows(self, kind: str, agent: int | None = None) -> np.ndarray:
+        """Row indices of ``kind`` (of one ``agent`` or of all), in layout order."""
+        out = [
+            np.arange(s.start, s.stop)
+            for s in self.segments
+            if s.kind == kind and (agent is None or s.agent == agent)
+        ]
+        return np.concatenate(out) if out else np.zeros(0, np.int64)
+
+    def row(self, kind: str) -> int:
+        """The single row of a team kind (``team_reward``, ``q_total``, ``padding``, ...)."""
+        r = self.rows(kind)
+        if r.size != 1:
+            raise KeyError(f"Layout kind {kind!r} has {r.size} rows, not one.")
+        return int(r[0])
+
+    def describe(self) -> list[tuple[str, str, int, int]]:
+        """``(kind, agent, first row, rows)`` per segment, for docs and debugging."""
+        return [
+            (s.kind, self.agents[s.agent] if s.agent >= 0 else "team", s.start, s.size)
+            for s in self.segments
+        ]
+
+    def check_batch(self, batch: EpisodeBatch) -> None:
+        """Raise ``ValueError`` naming the mismatch when ``batch`` does not fit this layout."""
+        if tuple(batch.agents) != self.agents:
+            raise ValueError(f"Batch agents {list(batch.agents)} differ from the layout's {list(self.agents)}.")
+        for name, mine, theirs in (
+            ("obs_dims", self.obs_dims, batch.obs_dims),
+            ("act_dims", self.act_dims, batch.act_dims),
+            ("n_actions", self.n_actions, batch.n_actions),
+        ):
+            if tuple(theirs) != mine:
+                raise ValueError(f"Batch {name} {tuple(theirs)} differ from the layout's {mine}.")
+        if batch.horizon + 1 > self.horizon:
+            raise ValueError(
+                f"Batch episodes have up to {batch.horizon} steps; the layout holds "
+                f"{self.horizon - 1} (horizon {self.horizon} columns)."
+            )
+        s = 0 if batch.states is None else batch.states.shape[-1]
+        if s != self.state_dim:
+            raise ValueError(f"Batch state width {s} differs from the layout's {self.state_dim}.")
+
+    # -- encode --------------------------------------------------------------------------------
+    def return_to_go(self, team: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        """``(B, H)`` discounted return-to-go of ``team`` rewards ``(B, T)``; 0 after the end."""
+        B, T = team.shape
+        r = np.zeros((B, self.horizon), np.float64)
+        r[:, :T] = team * valid
+        out = np.zeros((B, self.horizon + 1), np.float64)
+        for t in range(self.horizon - 1, -1, -1):
+            out[:, t] = r[:, t] + self.gamma * out[:, t + 1]
+        return out[:, : self.horizon].astype(np.float32)
+
+    def encode(self, batch: EpisodeBatch) -> np.ndarray:
+        """Raw episode tensor ``(episodes, features, horizon)`` float32 of ``batch``."""
+        self.check_batch(batch)
+        E, T, H = batch.num_episodes, batch.horizon, self.horizon
+        x = np.zeros((E, H, self.num_features), np.float32)  # (episodes, horizon, features)
+        steps = np.zeros((E, H), bool)
+        steps[:, :T] = batch.valid
+        cols = np.arange(H)[None, :] <= batch.lengths[:, None]  # columns 0..n hold an obs
+        for s in self.segments:
+            i, sl = s.agent, slice(s.start, s.stop)
+            if s.kind == "obs":
+                x[:, : T + 1, sl] = batch.obs[:, :, i, : s.size]
+            elif s.kind == "alive":
+                x[:, : T + 1, sl] = batch.alive[:, :, i, None]
+            elif s.kind == "mask":
+                m = batch.action_masks[:, :, i, : s.size] & batch.alive[:, :, i, None]
+                x[:, : T + 1, sl] = m
+            elif s.kind == "action_onehot":
+                idx = batch.actions[:, :, i, 0].astype(np.int64) - self.starts[i]
+                acted = batch.acted[:, :, i]
+                if np.any(acted & ((idx < 0) | (idx >= s.size))):
+                    raise ValueError(
+                        f"Agent {self.agents[i]!r} has an action outside Discrete({s.size}, "
+                        f"start={self.starts[i]}) in the batch."
+                    )
+                onehot = np.eye(s.size, dtype=np.float32)[np.clip(idx, 0, s.size - 1)]
+                x[:, :T, sl] = onehot * acted[..., None]
+            elif s.kind == "action":
+                x[:, :T, sl] = batch.actions[:, :, i, : s.size]
+            elif s.kind == "reward":
+                x[:, :T, sl] = batch.rewards[:, :, i, None]
+            elif s.kind == "state":
+                x[:, : T + 1, sl] = batch.states
+            elif s.kind == "team_reward":
+                x[:, :T, s.start] = batch.team_rewards
+            elif s.kind == "q_total":
+                x[:, :, s.start] = self.return_to_go(batch.team_rewards, batch.valid)
+            elif s.kind in ("terminated", "truncated"):
+                flag = batch.terminations if s.kind == "terminated" else batch.truncations
+                last = np.zeros((E, H), bool)
+                last[np.arange(E), batch.lengths - 1] = True
+                x[:, :T, s.start] = (flag & last[:, :T]).astype(np.float32)
+            elif s.kind == "padding":
+                x[:, :, s.start] = ~cols
+        # Zero everything beyond the final observation (except the padding flag).
+        x[~cols] = np.where(np.arange(self.num_features) == self.row("padding"), 1.0, 0.0)
+        return rearrange(x, "b h f -> b f h").copy()
+
+    # -- decode --------------------------------------------------------------------------------
+    def decode(
+        self,
+        x: np.ndarray,
+        *,
+        limits: tuple[np.ndarray, np.ndarray] | None = None,
+        range_margin: float = 0.5,
+        dataset_id: str | None = None,
+        ref_scores: tuple[float | None, float | None] = (None, None),
+        metadata: dict[str, Any] | None = None,
+    ) -> DecodeResult:
+        """Episodes from raw tensors ``x`` ``(batch, features, horizon)``.
+
+        Args:
+            limits: per-row ``(low, high)`` of the real data ``(features,)``; continuous
+                values beyond ``range_margin * (high - low)`` outside them reject a sample.
+            dataset_id, ref_scores, metadata: copied into the returned :class:`EpisodeBatch`.
+        """
+        x = np.asarray(x, dtype=np.float32)
+        if x.ndim != 3 or x.shape[1:] != (self.num_features, self.horizon):
+            raise ValueError(
+                f"Expected episode tensors (batch, {self.num_features}, {self.horizon}), "
+                f"got {x.shape}."
+            )
+        B, H, A = x.shape[0], self.horizon, len(self.agents)
+        reasons: Counter[str] = Counter()
+        reject = np.zeros(B, bool)
+
+        def fail(bad: np.ndarray, why: str) -> None:
+            new = bad & ~reject
+            if new.any():
+                reasons[why] += int(new.sum())
+                reject[:] |= new
+
+        x = rearrange(x, "b f h -> b h f")
+        fail(~np.isfinite(x).all(axis=(1, 2)), "nan")
+        x = np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
+
+        # Length: first column with a done flag; n = t + 1 steps, final obs in column n.
+        term = x[:, : H - 1, self.row("terminated")]
+        trunc = x[:, : H - 1, self.row("truncated")]
+        done = np.maximum(term, trunc) > 0.5
+        has_done = done.any(axis=1)
+        fail(~has_done, "no_done")
+        last = np.where(has_done, done.argmax(axis=1), H - 2)
+        lengths = (last + 1).astype(np.int64)
+        T = int(lengths[~reject].max()) if (~reject).any() else 1
+        steps = np.arange(T)[None, :] < lengths[:, None]  # (B, T)
+        cols = np.arange(T + 1)[None, :] <= lengths[:, None]  # (B, T + 1)
+        xs = x[:, : T + 1]
+
+        alive = np.zeros((B, T + 1, A), bool)
+        for i in range(A):
+            alive[:, :, i] = (xs[:, :, self.rows("alive", i)[0]] > 0.5) & cols
+        acted = alive[:, :-1] & alive[:, 1:] & steps[..., None]
+        fail((steps & ~acted.any(axis=2)).any(axis=1), "no_agent_acts")
+        revived = (~alive[:, :-1] & alive[:, 1:] & cols[:, 1:, None]).any(axis=(1, 2))
+        fail(revived, "revived")
+
+        if limits is not None:
+            lo, hi = (np.asarray(v, np.float32) for v in limits)
+            span = np.maximum(hi - lo, 1e-6)
+            low, high = lo - range_margin * span, hi + range_margin * span
+            cont = ~self.binary_rows
+            out = ((xs < low) | (xs > high)) & cont[None, None, :] & cols[..., None]
+            fail(out.any(axis=(1, 2)), "out_of_range")
+
+        D = max(self.obs_dims)
+        K = max(self.act_dims)
+        N = max(self.n_actions) if any(self.n_actions) else 0
+        obs = np.zeros((B, T + 1, A, D), np.float32)
+        actions = np.zeros((B, T, A, K), np.float32)
+        masks = np.zeros((B, T + 1, A, N), bool) if any(self.masked) else None
+        rewards = np.zeros((B, T, A), np.float32)
+        for i in range(A):
+            obs[:, :, i, : self.obs_dims[i]] = xs[:, :, self.rows("obs", i)] * alive[:, :, i, None]
+            rewards[:, :, i] = xs[:, :T, self.rows("reward", i)[0]] * steps
+            legal = None
+            if self.masked[i]:
+                legal = (xs[:, :, self.rows("mask", i)] > 0.5) & alive[:, :, i, None]
+                masks[:, :, i, : self.n_actions[i]] = legal
+                no_legal = acted[:, :, i] & ~legal[:, :T].any(axis=2)
+                fail(no_legal.any(axis=1), "no_legal_action")
+            elif masks is not None:
+                masks[:, :, i, : max(self.n_actions[i], 1)] = True
+            if self.n_actions[i]:
+                logits = xs[:, :T, self.rows("action_onehot", i)].copy()
+                if legal is not None:
+                    logits[~legal[:, :T]] = -np.inf
+                idx = np.argmax(logits, axis=2) + self.starts[i]
+                actions[:, :, i, 0] = np.where(acted[:, :, i], idx, 0)
+            else:
+                a = xs[:, :T, self.rows("action", i)]
+                space = self.action_spaces[a_id := self.agents[i]]
+                if isinstance(space, spaces.Box):
+                    lo_b = np.where(np.isfinite(space.low), space.low, -np.inf).reshape(-1)
+                    hi_b = np.where(np.isfinite(space.high), space.high, np.inf).reshape(-1)
+                    a = np.clip(a, lo_b, hi_b)
+                elif isinstance(space, (spaces.MultiDiscrete, spaces.MultiBinary)):
+                    top = (space.nvec - 1) if isinstance(space, spaces.MultiDiscrete) else 1
+                    a = np.clip(np.rint(a), 0, np.asarray(top).reshape(-1))
+                else:  # pragma: no cover - action_dim() refuses other spaces
+                    raise TypeError(f"Unsupported action space of {a_id!r}: {space}")
+                actions[:, :, i, : self.act_dims[i]] = a * acted[:, :, i, None]
+        team = xs[:, :T, self.row("team_reward")] * steps
+        at_last = np.arange(T)[None, :] == (lengths - 1)[:, None]
+        is_trunc = (trunc[np.arange(B), last] > term[np.arange(B), last])
+        terminations = at_last & ~is_trunc[:, None]
+        truncations = at_last & is_trunc[:, None]
+        states = None
+        if self.state_dim:
+            states = xs[:, :, self.rows("state")] * cols[..., None]
+        q_total = xs[:, 0, self.row("q_total")]
+
+        ok = ~reject
+        if not ok.any():
+            return DecodeResult(None, ok, dict(reasons), np.zeros(0, np.float32))
+        # Trim the padding to the longest accepted episode.
+        Tk = int(lengths[ok].max())
+
+        def keep(a: np.ndarray | None, t: int) -> np.ndarray | None:
+            return None if a is None else np.ascontiguousarray(a[ok][:, :t])
+
+        batch = EpisodeBatch(
+            agents=self.agents,
+            observation_spaces=dict(self.observation_spaces),
+            action_spaces=dict(self.action_spaces),
+            obs=keep(obs, Tk + 1),
+            obs_dims=self.obs_dims,
+            actions=keep(actions, Tk),
+            act_dims=self.act_dims,
+            n_actions=self.n_actions,
+            action_masks=keep(masks, Tk + 1),
+            rewards=keep(rewards, Tk),
+            team_rewards=keep(team, Tk),
+            terminations=keep(terminations, Tk),
+            truncations=keep(truncations, Tk),
+            valid=keep(steps, Tk),
+            lengths=lengths[ok].copy(),
+            alive=keep(alive, Tk + 1),
+            acted=keep(acted, Tk),
+            states=keep(states, Tk + 1),
+            synthetic=np.ones(int(ok.sum()), bool),
+            ref_min_score=ref_scores[0],
+            ref_max_score=ref_scores[1],
+            dataset_id=dataset_id,
+            metadata=dict(metadata or {}),
+        )
+        return DecodeResult(batch, ok, dict(reasons), q_total[ok].astype(np.float32))
+
+
+class RowNormalizer:
+    """Per-row affine map of the raw tensor into ``[-1, 1]`` (Diffuser's limits normalizer).
+
+    Binary rows: ``x -> 2x - 1``. Continuous rows: ``x -> 2 (x - low) / (high - low) - 1``
+    with ``low``/``high`` the real data's min/max of the row over all columns (padding
+    zeros included, so 0 is always in range); constant rows get a span of 1.
+    """
+
+    def __init__(self, low: np.ndarray, high: np.ndarray) -> None:
+        self.low = np.asarray(low, np.float32)
+        self.high = np.asarray(high, np.float32)
+        if self.low.shape != self.high.shape or self.low.ndim != 1:
+            raise ValueError(f"low/high must be equal 1-D arrays, got {self.low.shape}, {self.high.shape}.")
+        span = self.high - self.low
+        self.span = np.where(span > 1e-8, span, 1.0).astype(np.float32)
+
+    @classmethod
+    def fit(cls, x: np.ndarray, layout: EpisodeLayout) -> RowNormalizer:
+        """Limits from raw tensors ``x`` ``(batch, features, horizon)``."""
+        low = x.min(axis=(0, 2))
+        high = x.max(axis=(0, 2))
+        low[layout.binary_rows] = 0.0
+        high[layout.binary_rows] = 1.0
+        return cls(low, high)
+
+    def normalize(self, x: np.ndarray) -> np.ndarray:
+        return (2.0 * (x - self.low[:, None]) / self.span[:, None] - 1.0).astype(np.float32)
+
+    def unnormalize(self, y: np.ndarray) -> np.ndarray:
+        return ((y + 1.0) * 0.5 * self.span[:, None] + self.low[:, None]).astype(np.float32)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"low": self.low.tolist(), "high": self.high.tolist()}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RowNormalizer:
+        return cls(np.asarray(d["low"], np.float32), np.asarray(d["high"], np.float32))
