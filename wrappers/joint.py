@@ -22,6 +22,7 @@ final step, else *terminated*. Registered as ``diffusion-agents/JointEnv-v0`` so
 from __future__ import annotations
 
 import dataclasses
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
@@ -68,11 +69,12 @@ class JointEnv(gym.Env):
         if not self.possible_agents:
             raise ValueError(f"Env {env_id!r} has no possible_agents.")
         self.info_keys = tuple(info_keys)
+        # OrderedDict: gymnasium sorts the keys of a plain dict; keep possible_agents order.
         self.observation_space = spaces.Dict(
-            {a: env.observation_space(a) for a in self.possible_agents}
+            OrderedDict((a, env.observation_space(a)) for a in self.possible_agents)
         )
         self.action_space = spaces.Dict(
-            {a: env.action_space(a) for a in self.possible_agents}
+            OrderedDict((a, env.action_space(a)) for a in self.possible_agents)
         )
         self.has_state = callable(getattr(env, "state", None)) and (
             getattr(env, "state_space", None) is not None

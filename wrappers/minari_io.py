@@ -222,11 +222,18 @@ def _stack_tree(items: list[Any]) -> Any:
 
 
 def _check_new_dataset_id(dataset_id: str) -> Path:
+    if not isinstance(dataset_id, str):
+        raise TypeError(f"dataset_id must be a string, got {type(dataset_id).__name__}.")
     try:
-        parse_dataset_id(dataset_id)
+        version = parse_dataset_id(dataset_id)[2]
+        problem = None if version is not None else "no '-v<version>' suffix"
+    except TypeError:  # minari fails on int(None) when the version is missing
+        problem = "no '-v<version>' suffix"
     except Exception as exc:
+        problem = str(exc)
+    if problem is not None:
         raise ValueError(
-            f"Malformed dataset id {dataset_id!r} ({exc}); ids look like "
+            f"Malformed dataset id {dataset_id!r} ({problem}); ids look like "
             "'namespace/env/name-v0', e.g. 'mpe2/simple_spread/expert-v0'."
         ) from None
     final = get_dataset_path(dataset_id)
@@ -259,6 +266,8 @@ def write_dataset(
     root = get_dataset_path()
     tmp = Path(tempfile.mkdtemp(prefix=".partial-", dir=root))
     try:
+        # mkdtemp makes a private (0700) folder; give the dataset its root's permissions.
+        os.chmod(tmp, root.stat().st_mode & 0o777)
         storage = MinariStorage.new(
             tmp / "data",
             observation_space=observation_space,
@@ -317,6 +326,32 @@ def _episode_buffer(
 
 def _policy_name(policy: Any) -> str:
     return str(getattr(policy, "name", None) or type(policy).__name__)
+
+
+def _action_value(space: spaces.Space, action: Any, agent: str, policy: Any) -> np.ndarray:
+    """``action`` as an array of ``space``'s shape and dtype; one clear error if it is not."""
+    who = f"{_policy_name(policy)}.act() returned for agent {agent!r}"
+    try:
+        arr = np.asarray(action)
+        if space.dtype is not None and arr.dtype.kind in "biuf":
+            if space.dtype.kind in "iu" and arr.dtype.kind == "f":
+                if not np.all(np.isfinite(arr)) or np.any(arr != np.round(arr)):
+                    raise ValueError("a non-integer value for an integer action space")
+            arr = arr.astype(space.dtype)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{who} the action {action!r}, not valid for {space}: {exc}") from None
+    shape = space.shape or ()
+    if arr.size != int(np.prod(shape)) or arr.dtype.kind not in "biuf":
+        raise ValueError(
+            f"{who} the action {action!r} (shape {arr.shape}, dtype {arr.dtype}); its action "
+            f"space {space} wants shape {shape}."
+        )
+    arr = arr.reshape(shape)
+    if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
+        raise ValueError(f"{who} a non-finite action {arr.tolist()} (NaN or inf).")
+    if not isinstance(space, spaces.Box) and not space.contains(arr):
+        raise ValueError(f"{who} the action {arr.tolist()}, outside its action space {space}.")
+    return arr
 
 
 def rollout_returns(
@@ -411,8 +446,14 @@ def record_dataset(
                     raise KeyError(
                         f"{_policy_name(policy)}.act() returned no action for agent(s) {missing}."
                     )
+                stored = {
+                    a: _action_value(act_spaces[a], acts[a], a, policy)
+                    if a in present
+                    else zero_act[a]
+                    for a in agents
+                }
                 joint_obs, r, term, trunc, info = env.step(acts)
-                act_l.append({a: np.asarray(acts[a]) if a in present else zero_act[a] for a in agents})
+                act_l.append(stored)
                 obs_l.append(joint_obs)
                 rew_l.append(r)
                 term_l.append(term)
@@ -498,17 +539,32 @@ def check_convention(dataset: minari.MinariDataset) -> dict[str, Any]:
             f"'{META_KEY}' block with an 'agents' list (record it with "
             "wrappers.record_dataset, or follow docs/convention.md)."
         )
-    agents = list(ma["agents"])
+    agents = ma["agents"]
+    if (
+        not isinstance(agents, list)
+        or not agents
+        or not all(isinstance(a, str) for a in agents)
+        or len(set(agents)) != len(agents)
+    ):
+        raise DatasetConventionError(
+            f"Dataset {did!r}: metadata '{META_KEY}.agents' must be a non-empty list of "
+            f"distinct agent names, got {agents!r}."
+        )
     for name, space in (("observation", dataset.observation_space), ("action", dataset.action_space)):
         if not isinstance(space, spaces.Dict):
             raise DatasetConventionError(
                 f"Dataset {did!r}: the {name} space is {type(space).__name__}, expected "
                 f"Dict over the agents {agents} (a single-agent dataset?)."
             )
-        if list(space.spaces) != agents:
+        # Compare as sets: Minari stores Dict spaces as JSON and rebuilds them with a plain
+        # dict, which gymnasium sorts, so the agent order lives in the metadata only.
+        keys = list(space.spaces)
+        if set(keys) != set(agents) or len(keys) != len(agents):
+            missing = [a for a in agents if a not in space.spaces]
+            extra = [k for k in keys if k not in agents]
             raise DatasetConventionError(
-                f"Dataset {did!r}: {name} space keys {list(space.spaces)} do not match the "
-                f"metadata agents {agents}."
+                f"Dataset {did!r}: {name} space keys {keys} do not match the metadata "
+                f"agents {agents} (missing: {missing}, unexpected: {extra})."
             )
     return ma
 
@@ -533,8 +589,8 @@ def load_episodes(
     ma = check_convention(ds)
     did = ds.spec.dataset_id
     agents = tuple(ma["agents"])
-    obs_spaces = dict(ds.observation_space.spaces)
-    act_spaces = dict(ds.action_space.spaces)
+    obs_spaces = {a: ds.observation_space.spaces[a] for a in agents}
+    act_spaces = {a: ds.action_space.spaces[a] for a in agents}
     obs_dims = tuple(obs_dim(obs_spaces[a]) for a in agents)
     act_dims = tuple(action_dim(act_spaces[a]) for a in agents)
     n_acts = tuple(n_actions(act_spaces[a]) for a in agents)
