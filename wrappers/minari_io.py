@@ -340,8 +340,10 @@ def _action_value(space: spaces.Space, action: Any, agent: str, policy: Any) -> 
             arr = arr.astype(space.dtype)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{who} the action {action!r}, not valid for {space}: {exc}") from None
+    if arr.dtype.kind not in "biuf":
+        raise ValueError(f"{who} the action {action!r}, not valid for {space}: not a number.")
     shape = space.shape or ()
-    if arr.size != int(np.prod(shape)) or arr.dtype.kind not in "biuf":
+    if arr.size != int(np.prod(shape)):
         raise ValueError(
             f"{who} the action {action!r} (shape {arr.shape}, dtype {arr.dtype}); its action "
             f"space {space} wants shape {shape}."
@@ -533,6 +535,14 @@ def check_convention(dataset: minari.MinariDataset) -> dict[str, Any]:
     did = dataset.spec.dataset_id
     meta = dataset.storage.metadata
     ma = meta.get(META_KEY)
+    for name, space in (("observation", dataset.observation_space), ("action", dataset.action_space)):
+        if not isinstance(space, spaces.Dict):
+            raise DatasetConventionError(
+                f"Dataset {did!r} is not a multi-agent dataset: its {name} space is "
+                f"{space}, not a Dict over agents (a single-agent dataset?)"
+                + ("" if isinstance(ma, dict) else f" and its metadata has no '{META_KEY}' block")
+                + "."
+            )
     if not isinstance(ma, dict) or "agents" not in ma:
         raise DatasetConventionError(
             f"Dataset {did!r} is not a multi-agent dataset: its metadata has no "
@@ -551,11 +561,6 @@ def check_convention(dataset: minari.MinariDataset) -> dict[str, Any]:
             f"distinct agent names, got {agents!r}."
         )
     for name, space in (("observation", dataset.observation_space), ("action", dataset.action_space)):
-        if not isinstance(space, spaces.Dict):
-            raise DatasetConventionError(
-                f"Dataset {did!r}: the {name} space is {type(space).__name__}, expected "
-                f"Dict over the agents {agents} (a single-agent dataset?)."
-            )
         # Compare as sets: Minari stores Dict spaces as JSON and rebuilds them with a plain
         # dict, which gymnasium sorts, so the agent order lives in the metadata only.
         keys = list(space.spaces)
