@@ -13,6 +13,7 @@ import sys
 COMMANDS: dict[str, tuple[str, str]] = {
     "main": ("benchmarks.main_job", "the README's main job (quick leaderboard)"),
     "datasets": ("benchmarks.behaviour", "build behaviour-policy datasets"),
+    "bench": ("benchmarks.harness", "run a leaderboard grid (TOML) and report scores"),
 }
 
 

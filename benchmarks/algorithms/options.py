@@ -1,0 +1,108 @@
+"""Option dataclasses of the built-in algorithms and transforms (TOML-facing, import-light).
+
+Each is filled from the config's ``[algorithm_options.<name>]`` or
+``[transform_options.<name>]`` table; unknown keys are refused at validation.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+
+def _positive(obj: Any, *names: str) -> None:
+    for name in names:
+        value = getattr(obj, name)
+        if not value > 0:
+            raise ValueError(f"{name} must be > 0, got {value!r}")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class BCConfig:
+    """Behaviour cloning with one MLP shared by all agents (input: observation ‖ one-hot id).
+
+    Discrete actions: cross-entropy over the legal actions (illegal logits set to -inf)::
+
+        L = - E_(o, i, a) log softmax(f(o, e_i) + log m)_a
+
+    Continuous (Box) actions: mean squared error of ``tanh``-squashed outputs rescaled to
+    the action bounds. Only steps where the agent acted enter the loss.
+
+    Attributes:
+        steps: gradient steps; batch_size: agent-steps per gradient step.
+        hidden: width of the two hidden layers; lr: Adam learning rate.
+    """
+
+    steps: int = 2000
+    batch_size: int = 256
+    hidden: int = 128
+    lr: float = 1e-3
+
+    def __post_init__(self) -> None:
+        _positive(self, "steps", "batch_size", "hidden", "lr")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class IQLCQLConfig:
+    """Independent Q-learning with a conservative (CQL) penalty, one Q-net shared by agents.
+
+    As OG-MARL's IQL+CQL baseline (Formanek et al. 2023), each agent learns
+    ``Q(o_i, e_i, a)`` from the team reward with double-Q targets over its legal actions::
+
+        y   = r_t + gamma * (1 - done_i) * Q'(o'_i, argmax_{a legal} Q(o'_i, a))
+        L   = E (Q(o_i, a_i) - y)^2
+              + cql_alpha * E [ logsumexp_{a legal} Q(o_i, a) - Q(o_i, a_i) ]     (Kumar 2020)
+
+    Attributes:
+        steps: gradient steps; batch_size: agent-transitions per step.
+        hidden: width of the two hidden layers; lr: Adam learning rate.
+        gamma: discount; cql_alpha: weight of the CQL penalty.
+        tau: Polyak rate of the target network.
+        reward_scale: multiplies the rewards before learning.
+    """
+
+    steps: int = 3000
+    batch_size: int = 256
+    hidden: int = 128
+    lr: float = 3e-4
+    gamma: float = 0.99
+    cql_alpha: float = 1.0
+    tau: float = 0.005
+    reward_scale: float = 1.0
+
+    def __post_init__(self) -> None:
+        _positive(self, "steps", "batch_size", "hidden", "lr", "tau")
+        if not 0.0 <= self.gamma <= 1.0:
+            raise ValueError(f"gamma must lie in [0, 1], got {self.gamma!r}")
+        if self.cql_alpha < 0:
+            raise ValueError(f"cql_alpha must be >= 0, got {self.cql_alpha!r}")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class MADiffAdapterConfig:
+    """Options handed to ``MADiffConfig``; the adapter sets the mode (D, C, independent).
+
+    Attributes:
+        config: keyword arguments for ``diffusion_agents.MADiffConfig`` (e.g.
+            ``{n_steps = 2000, horizon = 8}``); the mode keys are set by the adapter.
+    """
+
+    config: dict = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class EAQTransformConfig:
+    """Options of the EAQ dataset transforms.
+
+    Attributes:
+        config: keyword arguments for ``diffusion_agents.eaq.EAQConfig`` (``q_weight`` is
+            set to 0 by ``eaq_noq``).
+        augment: further keyword arguments for ``eaq.augment`` (e.g. the number of
+            synthetic episodes).
+        seed: the transform's seed; the augmented dataset is built once per (dataset,
+            transform) and shared by every learner and seed that trains on it.
+    """
+
+    config: dict = dataclasses.field(default_factory=dict)
+    augment: dict = dataclasses.field(default_factory=dict)
+    seed: int = 0

@@ -1,0 +1,389 @@
+"""Leaderboard grids in TOML: parsing and validation (before any run starts).
+
+A config names a grid ``tasks × datasets × algorithms × seeds``::
+
+    name = "quick"
+    seeds = [0, 1, 2]
+    eval_episodes = 20
+    algorithms = ["random", "behaviour", "bc", "iql_cql", "bc+eaq"]   # default for tasks
+
+    [[tasks]]
+    env = "mpe2/simple_spread_v3"
+    env_kwargs = { N = 3, max_cycles = 25 }
+    datasets = ["mpe2/simple_spread/medium-v0"]
+    # algorithms = [...]        # optional per-task override
+
+    [algorithm_options.bc]
+    steps = 2000
+
+    [transform_options.eaq]
+    config = { n_steps = 1000 }
+
+    [datasets]                  # building missing datasets with benchmarks.behaviour
+    build_missing = true
+    options = { episodes = 200 }
+
+An algorithm entry ``"<algorithm>+<transform>"`` trains ``<algorithm>`` on the dataset
+produced by ``<transform>`` (EAQ and EAQ-without-Q are transforms, not algorithms).
+
+:func:`load_config` refuses, with one error naming the entry, a malformed TOML, an unknown
+key, env, algorithm, transform or dataset, bad options, and algorithms that cannot run on
+the env (e.g. a discrete-only learner on continuous actions).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+TOP_KEYS = {
+    "name", "description", "seeds", "eval_episodes", "algorithms", "tasks",
+    "algorithm_options", "transform_options", "datasets", "results_dir",
+}
+TASK_KEYS = {"env", "env_kwargs", "datasets", "algorithms", "name"}
+DATASET_KEYS = {"build_missing", "options"}
+
+
+class ConfigError(ValueError):
+    """A leaderboard config is malformed or names something unknown."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Task:
+    """One env with its datasets and algorithm entries (``"bc"``, ``"bc+eaq"``)."""
+
+    env: str
+    env_kwargs: dict[str, Any]
+    datasets: tuple[str, ...]
+    algorithms: tuple[str, ...]
+    name: str
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSpec:
+    """One run: (env, dataset, algorithm[, transform], seed), plus the options it used.
+
+    ``key`` identifies the run and its settings: a finished run with the same key is skipped
+    on rerun; changing an option changes the key, so that run is redone.
+    """
+
+    task: str
+    env: str
+    env_kwargs: dict[str, Any]
+    dataset: str
+    algorithm: str
+    transform: str | None
+    seed: int
+    eval_episodes: int
+    algorithm_options: dict[str, Any]
+    transform_options: dict[str, Any]
+
+    @property
+    def entry(self) -> str:
+        return self.algorithm + (f"+{self.transform}" if self.transform else "")
+
+    @property
+    def key(self) -> str:
+        blob = json.dumps(dataclasses.asdict(self), sort_keys=True, default=str)
+        digest = hashlib.sha1(blob.encode()).hexdigest()[:10]
+        slug = "_".join(
+            s.replace("/", "-").replace(":", "-")
+            for s in (self.task, self.dataset.split("/")[-1], self.entry, f"s{self.seed}")
+        )
+        return f"{slug}_{digest}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class GridConfig:
+    """A validated leaderboard config."""
+
+    name: str
+    description: str
+    seeds: tuple[int, ...]
+    eval_episodes: int
+    tasks: tuple[Task, ...]
+    algorithm_options: dict[str, dict[str, Any]]
+    transform_options: dict[str, dict[str, Any]]
+    build_missing: bool
+    build_options: dict[str, Any]
+    results_dir: str | None
+    source: str  # the TOML text, stored with every result
+    path: str | None = None
+
+    def runs(self) -> list[RunSpec]:
+        """Every run of the grid, in a fixed order."""
+        from benchmarks.algorithms import parse_entry
+
+        out = []
+        for task in self.tasks:
+            for dataset in task.datasets:
+                for entry in task.algorithms:
+                    algo, transform = parse_entry(entry)
+                    for seed in self.seeds:
+                        out.append(RunSpec(
+                            task=task.name, env=task.env, env_kwargs=dict(task.env_kwargs),
+                            dataset=dataset, algorithm=algo, transform=transform,
+                            seed=int(seed), eval_episodes=self.eval_episodes,
+                            algorithm_options=dict(self.algorithm_options.get(algo, {})),
+                            transform_options=dict(
+                                self.transform_options.get(transform, {}) if transform else {}
+                            ),
+                        ))
+        return out
+
+    def transforms_needed(self) -> list[tuple[str, str]]:
+        """Distinct (dataset, transform) pairs that must be built before training."""
+        seen: dict[tuple[str, str], None] = {}
+        for run in self.runs():
+            if run.transform:
+                seen[(run.dataset, run.transform)] = None
+        return list(seen)
+
+
+def _where(path: str | None) -> str:
+    return f"{path}: " if path else ""
+
+
+def _dataset_exists(dataset_id: str) -> bool:
+    from minari.storage.datasets_root_dir import get_dataset_path
+
+    try:
+        return (get_dataset_path(dataset_id) / "data").exists()
+    except Exception:
+        return False
+
+
+def _buildable(env: str, env_kwargs: dict[str, Any], dataset_id: str) -> str | None:
+    """None when benchmarks.behaviour can build ``dataset_id``, else the reason."""
+    from benchmarks.harness import dataset_builder
+
+    builder = dataset_builder()
+    if builder is None:
+        return "benchmarks.behaviour (the dataset builder) is not available"
+    can = getattr(builder, "can_build", None)
+    if can is None:
+        return None
+    try:
+        reason = can(env, env_kwargs, dataset_id)
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None if reason is True or reason is None else str(reason)
+
+
+def parse_config(
+    text: str, *, path: str | None = None, check_datasets: bool = True
+) -> GridConfig:
+    """Parse and validate TOML ``text``; raise :class:`ConfigError` naming the bad entry."""
+    from benchmarks.algorithms import ALGORITHMS, TRANSFORMS, parse_entry
+
+    where = _where(path)
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{where}malformed TOML: {exc}") from None
+
+    def fail(msg: str) -> ConfigError:
+        return ConfigError(f"{where}{msg}")
+
+    unknown = sorted(set(raw) - TOP_KEYS)
+    if unknown:
+        raise fail(f"unknown key(s) {unknown}; allowed: {sorted(TOP_KEYS)}")
+    seeds = raw.get("seeds", [0, 1, 2])
+    if (
+        not isinstance(seeds, list) or not seeds
+        or not all(isinstance(s, int) and s >= 0 for s in seeds)
+        or len(set(seeds)) != len(seeds)
+    ):
+        raise fail(f"seeds = {seeds!r}: expected a non-empty list of distinct ints >= 0")
+    eval_episodes = raw.get("eval_episodes", 20)
+    if not isinstance(eval_episodes, int) or eval_episodes < 1:
+        raise fail(f"eval_episodes = {eval_episodes!r}: expected an int >= 1")
+    default_algos = raw.get("algorithms")
+    datasets_block = raw.get("datasets", {})
+    if not isinstance(datasets_block, dict) or set(datasets_block) - DATASET_KEYS:
+        raise fail(f"[datasets] accepts only {sorted(DATASET_KEYS)}, got {datasets_block!r}")
+    build_missing = bool(datasets_block.get("build_missing", False))
+    build_options = dict(datasets_block.get("options", {}))
+
+    # -- algorithm / transform options ---------------------------------------------------
+    algo_opts: dict[str, dict[str, Any]] = {}
+    for name, opts in raw.get("algorithm_options", {}).items():
+        if name not in ALGORITHMS:
+            raise fail(
+                f"[algorithm_options.{name}]: unknown algorithm {name!r}; known: "
+                f"{sorted(ALGORITHMS)}"
+            )
+        try:
+            ALGORITHMS[name].make_config(opts)
+        except ValueError as exc:
+            raise fail(f"[algorithm_options.{name}]: {exc}") from None
+        algo_opts[name] = dict(opts)
+    tf_opts: dict[str, dict[str, Any]] = {}
+    for name, opts in raw.get("transform_options", {}).items():
+        if name not in TRANSFORMS:
+            raise fail(
+                f"[transform_options.{name}]: unknown transform {name!r}; known: "
+                f"{sorted(TRANSFORMS)}"
+            )
+        try:
+            TRANSFORMS[name].make_config(opts)
+        except ValueError as exc:
+            raise fail(f"[transform_options.{name}]: {exc}") from None
+        tf_opts[name] = dict(opts)
+
+    # -- tasks ---------------------------------------------------------------------------
+    raw_tasks = raw.get("tasks")
+    if not isinstance(raw_tasks, list) or not raw_tasks:
+        raise fail("no [[tasks]]: a config needs at least one task (env + datasets)")
+    tasks: list[Task] = []
+    names: set[str] = set()
+    for k, rt in enumerate(raw_tasks):
+        label = f"tasks[{k}]"
+        if not isinstance(rt, dict):
+            raise fail(f"{label}: expected a table")
+        bad = sorted(set(rt) - TASK_KEYS)
+        if bad:
+            raise fail(f"{label}: unknown key(s) {bad}; allowed: {sorted(TASK_KEYS)}")
+        env = rt.get("env")
+        if not isinstance(env, str) or not env:
+            raise fail(f"{label}.env: missing or not a string")
+        env_kwargs = rt.get("env_kwargs", {})
+        if not isinstance(env_kwargs, dict):
+            raise fail(f"{label}.env_kwargs: expected a table, got {env_kwargs!r}")
+        env_obj = _check_env(env, env_kwargs, fail, label)
+        datasets = rt.get("datasets")
+        if not isinstance(datasets, list) or not datasets or not all(
+            isinstance(d, str) for d in datasets
+        ):
+            raise fail(f"{label}.datasets: expected a non-empty list of dataset ids")
+        for j, d in enumerate(datasets):
+            _check_dataset_id(d, fail, f"{label}.datasets[{j}]")
+            if check_datasets and not _dataset_exists(d):
+                reason = (
+                    _buildable(env, env_kwargs, d) if build_missing
+                    else "set [datasets] build_missing = true to build it"
+                )
+                if reason is not None:
+                    root = os.environ.get("MINARI_DATASETS_PATH", "~/.minari/datasets")
+                    raise fail(
+                        f"{label}.datasets[{j}] {d!r}: no such local dataset (root {root}) "
+                        f"and it cannot be built: {reason}"
+                    )
+        algos = rt.get("algorithms", default_algos)
+        if not isinstance(algos, list) or not algos or not all(isinstance(a, str) for a in algos):
+            raise fail(
+                f"{label}.algorithms: expected a non-empty list of names (or a top-level "
+                "'algorithms' list)"
+            )
+        for j, entry in enumerate(algos):
+            _check_entry(entry, env_obj, fail, f"{label}.algorithms[{j}]", ALGORITHMS, TRANSFORMS, parse_entry)
+        name = rt.get("name") or env.split(":")[-1].replace("/", "-")
+        if name in names:
+            name = f"{name}-{k}"
+        names.add(name)
+        tasks.append(Task(
+            env=env, env_kwargs=dict(env_kwargs), datasets=tuple(datasets),
+            algorithms=tuple(algos), name=str(name),
+        ))
+    return GridConfig(
+        name=str(raw.get("name", Path(path).stem if path else "grid")),
+        description=str(raw.get("description", "")),
+        seeds=tuple(int(s) for s in seeds),
+        eval_episodes=int(eval_episodes),
+        tasks=tuple(tasks),
+        algorithm_options=algo_opts,
+        transform_options=tf_opts,
+        build_missing=build_missing,
+        build_options=build_options,
+        results_dir=raw.get("results_dir"),
+        source=text,
+        path=path,
+    )
+
+
+def _check_env(env: str, env_kwargs: dict[str, Any], fail, label: str) -> Any:
+    from wrappers import make_env
+
+    try:
+        obj = make_env(env, **env_kwargs)
+    except Exception as exc:
+        raise fail(f"{label}.env {env!r}: {type(exc).__name__}: {exc}") from None
+    try:
+        obj.close()
+    except Exception:
+        pass
+    return obj
+
+
+def _check_dataset_id(dataset_id: str, fail, label: str) -> None:
+    from minari.dataset.minari_dataset import parse_dataset_id
+
+    try:
+        parse_dataset_id(dataset_id)
+    except Exception as exc:
+        raise fail(
+            f"{label} {dataset_id!r}: malformed dataset id ({exc}); ids look like "
+            "'mpe2/simple_spread/medium-v0'"
+        ) from None
+
+
+def _check_entry(entry, env_obj, fail, label, algorithms, transforms, parse_entry) -> None:
+    from gymnasium import spaces
+
+    algo, transform = parse_entry(entry)
+    if algo not in algorithms:
+        raise fail(f"{label} {entry!r}: unknown algorithm {algo!r}; known: {sorted(algorithms)}")
+    spec = algorithms[algo]
+    missing = spec.missing_requirement()
+    if missing:
+        raise fail(f"{label} {entry!r}: algorithm {algo!r} is not available ({missing})")
+    if transform is not None:
+        if transform not in transforms:
+            raise fail(
+                f"{label} {entry!r}: unknown transform {transform!r}; known: "
+                f"{sorted(transforms)}"
+            )
+        if not spec.uses_dataset:
+            raise fail(
+                f"{label} {entry!r}: {algo!r} does not train on the data, so a transform "
+                "has no effect; drop the '+" + transform + "'"
+            )
+        missing = transforms[transform].missing_requirement()
+        if missing:
+            raise fail(f"{label} {entry!r}: transform {transform!r} is not available ({missing})")
+    if spec.discrete_only:
+        cont = [
+            a for a in env_obj.possible_agents
+            if not isinstance(env_obj.action_space(a), spaces.Discrete)
+        ]
+        if cont:
+            raise fail(
+                f"{label} {entry!r}: {algo!r} needs Discrete actions; agents {cont} are not"
+            )
+
+
+def load_config(path: str | os.PathLike, *, check_datasets: bool = True) -> GridConfig:
+    """Read and validate a TOML grid file (see the module docstring)."""
+    p = Path(path)
+    if not p.is_file():
+        builtin = Path(__file__).parent / "configs" / f"{p.name}"
+        if not p.suffix:
+            builtin = builtin.with_suffix(".toml")
+        if builtin.is_file():
+            p = builtin
+        else:
+            raise ConfigError(f"No config file {str(path)!r} (nor a built-in {builtin.name}).")
+    return parse_config(p.read_text(), path=str(p), check_datasets=check_datasets)

@@ -1,0 +1,577 @@
+"""The leaderboard harness: a TOML grid of (env, dataset, algorithm[+transform], seed) runs
+→ trained policies → evaluation in the real env → normalized scores, tables and plots.
+
+Flow of :func:`run_benchmark`:
+
+1. the config is validated (:mod:`benchmarks.config`) before anything runs;
+2. *prepare*, in this process: missing datasets are built (``benchmarks.behaviour``) and
+   each (dataset, transform) pair is built once (e.g. ``eaq.augment``);
+3. runs whose result file already exists are skipped (resume after a crash or Ctrl-C);
+4. the others go to an executor (:mod:`benchmarks.executors`); each result is written
+   atomically to ``<out>/runs/<key>.json`` with the config, versions and seed behind it;
+5. ``runs.jsonl``, ``results.json`` (marl-eval format), ``leaderboard.md`` and the plots
+   are rebuilt from the result files (:mod:`benchmarks.report`).
+
+Command line: ``diffusion-agents bench CONFIG [--out DIR] [--executor local|ray|sequential]
+[--workers N]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as _dt
+import importlib
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+EVAL_SEED_BASE = 1_000_000  # eval episode i of run seed s resets the env with base + 1000 s + i
+WIN_KEYS = ("battle_won", "won", "win")
+RESULT_FORMAT = 1
+
+
+# ---------------------------------------------------------------------------------------
+# small utilities
+# ---------------------------------------------------------------------------------------
+
+
+def write_json_atomic(path: Path, obj: Any) -> None:
+    """Write JSON to ``path`` via a temporary file in the same folder and a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(obj, f, indent=1, default=_json_default)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _json_default(x: Any) -> Any:
+    try:
+        import numpy as np
+
+        if isinstance(x, np.generic):
+            return x.item()
+        if isinstance(x, np.ndarray):
+            return x.tolist()
+    except ImportError:  # pragma: no cover
+        pass
+    if dataclasses.is_dataclass(x):
+        return dataclasses.asdict(x)
+    return str(x)
+
+
+def versions() -> dict[str, Any]:
+    """Package versions, git commit and machine, stored with every result."""
+    out: dict[str, Any] = {"python": platform.python_version()}
+    for mod in ("numpy", "torch", "minari", "pettingzoo", "mpe2", "gymnasium", "rliable",
+                "jax", "jaxmarl", "ray"):
+        try:
+            from importlib.metadata import version
+
+            out[mod] = version(mod)
+        except Exception:
+            continue
+    try:
+        from importlib.metadata import version
+
+        out["diffusion-agents"] = version("diffusion-agents")
+    except Exception:
+        pass
+    try:
+        out["git_commit"] = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+            cwd=Path(__file__).resolve().parent,
+        ).stdout.strip() or None
+    except Exception:
+        out["git_commit"] = None
+    out["machine"] = f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs"
+    out["host"] = socket.gethostname()
+    return out
+
+
+# ---------------------------------------------------------------------------------------
+# datasets: building missing ones, transforms, reference scores
+# ---------------------------------------------------------------------------------------
+
+
+def dataset_builder() -> Any | None:
+    """The module that builds behaviour-policy datasets, or None when it is not available.
+
+    It provides ``build_dataset(env_id, env_kwargs, dataset_id, **options)`` and optionally
+    ``can_build(env_id, env_kwargs, dataset_id) -> True | reason``.
+    """
+    try:
+        module = importlib.import_module("benchmarks.behaviour")
+    except ImportError:
+        return None
+    return module if hasattr(module, "build_dataset") else None
+
+
+def ensure_dataset(
+    env_id: str, env_kwargs: dict[str, Any], dataset_id: str, options: dict[str, Any],
+    *, show_progress: bool = True,
+) -> bool:
+    """Build ``dataset_id`` when it is missing; True if it was built now."""
+    from benchmarks.config import _dataset_exists
+
+    if _dataset_exists(dataset_id):
+        return False
+    builder = dataset_builder()
+    if builder is None:
+        raise FileNotFoundError(
+            f"Dataset {dataset_id!r} is missing and benchmarks.behaviour cannot build it."
+        )
+    builder.build_dataset(
+        env_id, env_kwargs, dataset_id, show_progress=show_progress, **options
+    )
+    return True
+
+
+def transformed_id(dataset_id: str, transform: str) -> str:
+    """``"mpe2/simple_spread/medium-v0"`` + ``"eaq"`` -> ``"mpe2/simple_spread/medium-eaq-v0"``."""
+    base, sep, ver = dataset_id.rpartition("-v")
+    if not sep or not ver.isdigit():
+        return f"{dataset_id}-{transform.replace('_', '-')}"
+    return f"{base}-{transform.replace('_', '-')}-v{ver}"
+
+
+def ensure_transform(
+    dataset_id: str, transform: str, options: dict[str, Any], *, show_progress: bool = True
+) -> str:
+    """Build the transform's output for ``dataset_id`` once; return its dataset id.
+
+    An existing output is reused only when it was built with the same options (stored
+    beside it in ``harness_transform.json``); otherwise the call fails rather than silently
+    mixing settings.
+    """
+    from benchmarks.algorithms import TRANSFORMS, TransformContext
+    from benchmarks.config import _dataset_exists
+
+    out_id = transformed_id(dataset_id, transform)
+    spec = TRANSFORMS[transform]
+    cfg = spec.make_config(options)
+    stamp = {"transform": transform, "source": dataset_id, "options": options}
+    stamp_file = Path(_dataset_path(out_id)) / "harness_transform.json"
+    if _dataset_exists(out_id):
+        old = json.loads(stamp_file.read_text()) if stamp_file.exists() else None
+        if old is not None and old != json.loads(json.dumps(stamp)):
+            raise ValueError(
+                f"Dataset {out_id!r} exists but was built with {old}, not {stamp}; delete "
+                "it (`minari delete`) or change the options back."
+            )
+        return out_id
+    ctx = TransformContext(
+        source_id=dataset_id, output_id=out_id, seed=getattr(cfg, "seed", 0), config=cfg,
+        show_progress=show_progress,
+    )
+    ds = spec.load()(ctx)
+    got = ds.spec.dataset_id if hasattr(ds, "spec") else str(ds)
+    if got != out_id:
+        raise RuntimeError(f"Transform {transform!r} wrote {got!r}, expected {out_id!r}.")
+    # record the settings beside the dataset (its metadata is the transform's to write)
+    write_json_atomic(stamp_file, stamp)
+    return out_id
+
+
+def _dataset_path(dataset_id: str) -> Path:
+    from minari.storage.datasets_root_dir import get_dataset_path
+
+    return get_dataset_path(dataset_id)
+
+
+def dataset_info(dataset_id: str) -> dict[str, Any]:
+    """Reference scores, size and mean return of a dataset (from its metadata and rewards)."""
+    import minari
+    import numpy as np
+
+    ds = minari.load_dataset(dataset_id)
+    meta = ds.storage.metadata
+    returns = [float(np.sum(ep.rewards)) for ep in ds.iterate_episodes()]
+    ma = meta.get("multiagent", {}) or {}
+    return {
+        "dataset_id": dataset_id,
+        "ref_min_score": _opt_float(meta.get("ref_min_score")),
+        "ref_max_score": _opt_float(meta.get("ref_max_score")),
+        "num_episodes": len(returns),
+        "mean_return": float(np.mean(returns)) if returns else None,
+        "behaviour_policy": ma.get("behaviour_policy"),
+        "info_keys": list(ma.get("info_keys", [])),
+    }
+
+
+def _opt_float(x: Any) -> float | None:
+    return None if x is None else float(x)
+
+
+def normalize(value: float, ref_min: float | None, ref_max: float | None) -> float | None:
+    """``100 (R - min) / (max - min)``, or None without both reference scores."""
+    if ref_min is None or ref_max is None or ref_max == ref_min:
+        return None
+    return 100.0 * (value - ref_min) / (ref_max - ref_min)
+
+
+# ---------------------------------------------------------------------------------------
+# evaluation in the real env
+# ---------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Evaluation:
+    """Per-episode results of a policy: team returns, lengths, and wins where reported."""
+
+    returns: list[float]
+    lengths: list[int]
+    wins: list[float] | None
+    seeds: list[int]
+
+
+def evaluate(
+    policy: Any, env_id: str, env_kwargs: dict[str, Any], episodes: int, seed: int,
+    *, max_steps: int = 100_000,
+) -> Evaluation:
+    """Roll ``policy`` out for ``episodes`` episodes of ``make_env(env_id, **env_kwargs)``.
+
+    The team return sums, per step, the mean reward of the agents that acted (the dataset
+    convention's team reward). Episode ``i`` resets with seed
+    ``EVAL_SEED_BASE + 1000 * seed + i``, so runs with the same seed meet the same episodes.
+    A win is recorded where an agent's info reports one of :data:`WIN_KEYS`.
+    """
+    import numpy as np
+
+    from wrappers import make_env
+
+    env = make_env(env_id, **env_kwargs)
+    returns, lengths, wins, seeds = [], [], [], []
+    win_reported = False
+    try:
+        for i in range(episodes):
+            ep_seed = EVAL_SEED_BASE + 1000 * seed + i
+            obs, infos = env.reset(seed=ep_seed)
+            if hasattr(policy, "reset"):
+                policy.reset()
+            total, steps, won = 0.0, 0, 0.0
+            while env.agents:
+                present = {a: obs[a] for a in env.agents if a in obs}
+                acts = policy.act(present)
+                missing = [a for a in env.agents if a not in acts]
+                if missing:
+                    raise KeyError(
+                        f"{type(policy).__name__}.act() returned no action for {missing}."
+                    )
+                obs, rew, _term, _trunc, infos = env.step({a: acts[a] for a in env.agents})
+                acted = [a for a in rew if a in acts] or list(rew)
+                total += float(np.mean([rew[a] for a in acted])) if acted else 0.0
+                steps += 1
+                for info in (infos or {}).values():
+                    if isinstance(info, dict):
+                        for key in WIN_KEYS:
+                            if key in info:
+                                win_reported = True
+                                won = max(won, float(info[key]))
+                if steps >= max_steps:
+                    raise RuntimeError(f"{env_id}: episode exceeded {max_steps} steps.")
+            returns.append(total)
+            lengths.append(steps)
+            wins.append(won)
+            seeds.append(ep_seed)
+    finally:
+        try:
+            env.close()
+        except Exception:
+            pass
+    return Evaluation(returns, lengths, wins if win_reported else None, seeds)
+
+
+# ---------------------------------------------------------------------------------------
+# one run (executed in a worker)
+# ---------------------------------------------------------------------------------------
+
+
+def execute_run(payload: dict[str, Any]) -> dict[str, Any]:
+    """Train and evaluate one run; a pure function of ``payload`` (runs in any worker).
+
+    ``payload``: ``run`` (RunSpec dict), ``train_dataset``, ``dataset_info``,
+    ``minari_root``, ``threads``, ``show_progress``.
+    """
+    import numpy as np
+
+    if payload.get("minari_root"):
+        os.environ["MINARI_DATASETS_PATH"] = payload["minari_root"]
+    from benchmarks.algorithms import ALGORITHMS, TrainContext
+
+    run = payload["run"]
+    spec = ALGORITHMS[run["algorithm"]]
+    cfg = spec.make_config(run["algorithm_options"])
+    torch = None
+    try:
+        import torch as _torch
+
+        torch = _torch
+    except ImportError:  # pragma: no cover
+        pass
+    if torch is not None:
+        prev_threads = torch.get_num_threads()
+        prev_det = torch.are_deterministic_algorithms_enabled()
+        torch.set_num_threads(int(payload.get("threads", 1)))
+        torch.use_deterministic_algorithms(True)
+    try:
+        ctx = TrainContext(
+            dataset_id=payload["train_dataset"], source_dataset_id=run["dataset"],
+            env_id=run["env"], env_kwargs=dict(run["env_kwargs"]), seed=int(run["seed"]),
+            config=cfg, show_progress=bool(payload.get("show_progress", False)),
+        )
+        t0 = time.perf_counter()
+        policy = spec.load()(ctx)
+        train_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        ev = evaluate(policy, run["env"], run["env_kwargs"], run["eval_episodes"], run["seed"])
+        eval_s = time.perf_counter() - t0
+    finally:
+        if torch is not None:
+            torch.set_num_threads(prev_threads)
+            torch.use_deterministic_algorithms(prev_det)
+    info = payload["dataset_info"]
+    norm = [normalize(r, info["ref_min_score"], info["ref_max_score"]) for r in ev.returns]
+    mean_return = float(np.mean(ev.returns))
+    return {
+        "format": RESULT_FORMAT,
+        "key": payload["key"],
+        "run": run,
+        "entry": run["algorithm"] + (f"+{run['transform']}" if run["transform"] else ""),
+        "train_dataset": payload["train_dataset"],
+        "algorithm_config": dataclasses.asdict(cfg),
+        "returns": ev.returns,
+        "lengths": ev.lengths,
+        "eval_seeds": ev.seeds,
+        "wins": ev.wins,
+        "normalized": None if norm[0] is None else norm,
+        "mean_return": mean_return,
+        "mean_normalized": normalize(mean_return, info["ref_min_score"], info["ref_max_score"]),
+        "win_rate": None if ev.wins is None else float(np.mean(ev.wins)),
+        "train_seconds": train_s,
+        "eval_seconds": eval_s,
+        "threads": int(payload.get("threads", 1)),
+    }
+
+
+# ---------------------------------------------------------------------------------------
+# the grid
+# ---------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class BenchmarkOutcome:
+    """What :func:`run_benchmark` did."""
+
+    out: Path
+    total: int
+    skipped: list[str]
+    ran: list[str]
+    failed: dict[str, str]
+    wall_seconds: float
+    leaderboard: str
+
+
+def results_dir_for(config, out: str | os.PathLike | None) -> Path:
+    if out is not None:
+        return Path(out)
+    if config.results_dir:
+        return Path(config.results_dir)
+    return Path("results") / config.name
+
+
+def run_benchmark(
+    config,
+    *,
+    out: str | os.PathLike | None = None,
+    executor: str = "sequential",
+    workers: int = 1,
+    threads_per_run: int = 1,
+    ray_address: str | None = None,
+    show_progress: bool = True,
+    log: Callable[[str], None] | None = print,
+    bootstrap_reps: int = 2000,
+    plots: bool = True,
+) -> BenchmarkOutcome:
+    """Run (or resume) every run of ``config`` (a :class:`benchmarks.config.GridConfig`)."""
+    from benchmarks import report
+    from benchmarks.executors import execute
+
+    log = log or (lambda _msg: None)
+    t_start = time.perf_counter()
+    out_dir = results_dir_for(config, out)
+    runs_dir = out_dir / "runs"
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(out_dir / "config.toml", config.source)
+
+    # -- prepare: datasets and transforms, in this process ------------------------------
+    infos: dict[str, dict[str, Any]] = {}
+    train_ids: dict[tuple[str, str | None], str] = {}
+    for task in config.tasks:
+        for d in task.datasets:
+            if config.build_missing and ensure_dataset(
+                task.env, task.env_kwargs, d, config.build_options, show_progress=show_progress
+            ):
+                log(f"built dataset {d}")
+            if d not in infos:
+                infos[d] = dataset_info(d)
+            train_ids[(d, None)] = d
+    for d, tf in config.transforms_needed():
+        log(f"transform {tf} on {d} ...")
+        train_ids[(d, tf)] = ensure_transform(
+            d, tf, config.transform_options.get(tf, {}), show_progress=show_progress
+        )
+
+    # -- runs: skip finished ----------------------------------------------------------------
+    runs = config.runs()
+    versions_info = versions()
+    minari_root = os.environ.get("MINARI_DATASETS_PATH")
+    skipped, pending = [], []
+    for r in runs:
+        if (runs_dir / f"{r.key}.json").exists():
+            skipped.append(r.key)
+            continue
+        pending.append({
+            "key": r.key,
+            "run": r.to_dict(),
+            "train_dataset": train_ids[(r.dataset, r.transform)],
+            "dataset_info": infos[r.dataset],
+            "minari_root": minari_root,
+            "threads": threads_per_run,
+            "show_progress": show_progress and executor == "sequential",
+        })
+    log(
+        f"{config.name}: {len(runs)} runs, {len(skipped)} already finished, "
+        f"{len(pending)} to run ({executor}, workers={workers}) -> {out_dir}"
+    )
+    ran: list[str] = []
+    failed: dict[str, str] = {}
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=len(pending), desc=config.name, disable=not show_progress)
+
+    def on_result(payload: dict[str, Any], result: dict[str, Any]) -> None:
+        result = dict(result)
+        result["config"] = {"name": config.name, "path": config.path, "toml": config.source}
+        result["versions"] = versions_info
+        result["finished_at"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+        write_json_atomic(runs_dir / f"{payload['key']}.json", result)
+        (runs_dir / f"{payload['key']}.error.txt").unlink(missing_ok=True)
+        ran.append(payload["key"])
+        bar.update(1)
+        norm = result["mean_normalized"]
+        bar.set_postfix_str(
+            f"{result['entry']} s{result['run']['seed']}: "
+            + (f"{norm:.1f}" if norm is not None else f"R={result['mean_return']:.2f}")
+        )
+
+    def on_error(payload: dict[str, Any], tb: str) -> None:
+        failed[payload["key"]] = tb
+        write_text_atomic(runs_dir / f"{payload['key']}.error.txt", tb)
+        bar.update(1)
+        log(f"run {payload['key']} FAILED:\n{tb}")
+
+    try:
+        execute(executor, execute_run, pending, on_result, on_error, workers=workers,
+                ray_address=ray_address)
+    finally:
+        bar.close()
+        keys = [r.key for r in runs]
+        results = report.load_results(runs_dir, keys)
+        leaderboard = report.write_reports(
+            out_dir, config, results, infos, reps=bootstrap_reps, plots=plots,
+            command=" ".join(sys.argv) if sys.argv else None,
+        )
+    wall = time.perf_counter() - t_start
+    log(leaderboard)
+    log(
+        f"{len(ran)} ran, {len(skipped)} skipped, {len(failed)} failed in {wall:.1f} s; "
+        f"results in {out_dir}"
+    )
+    return BenchmarkOutcome(out_dir, len(runs), skipped, ran, failed, wall, leaderboard)
+
+
+# ---------------------------------------------------------------------------------------
+# CLI: diffusion-agents bench
+# ---------------------------------------------------------------------------------------
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "config", nargs="?", default="quick",
+        help="TOML grid file, or the name of a built-in one (quick, full). Default: quick.",
+    )
+    parser.add_argument("--out", default=None, help="results folder (default: from config)")
+    parser.add_argument(
+        "--executor", default="local", choices=("sequential", "local", "ray"),
+        help="where runs execute (default: local processes)",
+    )
+    parser.add_argument("--workers", type=int, default=1, help="parallel runs (default 1)")
+    parser.add_argument("--threads-per-run", type=int, default=1,
+                        help="torch threads per run (results depend on it; default 1)")
+    parser.add_argument("--ray-address", default=None, help="join this Ray cluster")
+    parser.add_argument("--validate", action="store_true",
+                        help="only validate the config and list the runs")
+    parser.add_argument("--list", action="store_true", help="list algorithms and transforms")
+    parser.add_argument("--no-plots", action="store_true")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def run(args: argparse.Namespace) -> int:
+    from benchmarks.config import ConfigError, load_config
+
+    if args.list:
+        from benchmarks.algorithms import ALGORITHMS, TRANSFORMS
+
+        for title, reg in (("algorithms", ALGORITHMS), ("transforms", TRANSFORMS)):
+            print(f"{title}:")
+            for name, spec in reg.items():
+                missing = spec.missing_requirement()
+                state = "ok" if missing is None else f"unavailable: {missing}"
+                print(f"  {name:22s} {spec.description} [{state}]")
+        return 0
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.validate:
+        runs = config.runs()
+        print(f"{config.path}: OK, {len(runs)} runs")
+        for r in runs:
+            print(f"  {r.key}")
+        return 0
+    outcome = run_benchmark(
+        config, out=args.out, executor=args.executor, workers=args.workers,
+        threads_per_run=args.threads_per_run, ray_address=args.ray_address,
+        show_progress=not args.quiet, plots=not args.no_plots,
+    )
+    return 1 if outcome.failed else 0

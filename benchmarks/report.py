@@ -1,0 +1,348 @@
+"""Reports of a results folder: ``runs.jsonl``, ``results.json`` (marl-eval), ``leaderboard.md``
+and plots, all rebuilt from the per-run result files (``runs/<key>.json``).
+
+A *task* is an (env, dataset) pair; each algorithm entry (``"bc"``, ``"bc+eaq"``) has one
+score per seed on it: the mean normalized return over its evaluation episodes
+(``100 (R - ref_min) / (ref_max - ref_min)`` with the dataset's reference scores).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks import stats
+from benchmarks.harness import write_json_atomic, write_text_atomic
+
+DATA_ROW = "(dataset)"
+
+
+def load_results(runs_dir: Path, keys: list[str] | None = None) -> list[dict[str, Any]]:
+    """Result records of ``runs_dir`` (only ``keys`` when given, in that order)."""
+    runs_dir = Path(runs_dir)
+    if keys is None:
+        files = sorted(p for p in runs_dir.glob("*.json") if not p.name.startswith("."))
+    else:
+        files = [runs_dir / f"{k}.json" for k in keys]
+    out = []
+    for f in files:
+        if f.exists():
+            out.append(json.loads(f.read_text()))
+    return out
+
+
+def task_label(result: dict[str, Any]) -> str:
+    run = result["run"]
+    return f"{run['task']}:{run['dataset'].split('/')[-1]}"
+
+
+def score_table(results: list[dict[str, Any]]) -> dict[str, dict[str, dict[int, float]]]:
+    """``{task: {entry: {seed: score}}}``; the score is the mean normalized return (or the
+    raw mean return when the dataset has no reference scores)."""
+    table: dict[str, dict[str, dict[int, float]]] = defaultdict(lambda: defaultdict(dict))
+    for r in results:
+        score = r["mean_normalized"] if r["mean_normalized"] is not None else r["mean_return"]
+        table[task_label(r)][r["entry"]][int(r["run"]["seed"])] = float(score)
+    return table
+
+
+def _matrix(table, entry: str, tasks: list[str], seeds: list[int]) -> np.ndarray | None:
+    """``(seeds, tasks)`` scores of ``entry``; None unless every (seed, task) is present."""
+    cols = []
+    for t in tasks:
+        per_seed = table.get(t, {}).get(entry, {})
+        if any(s not in per_seed for s in seeds):
+            return None
+        cols.append([per_seed[s] for s in seeds])
+    return np.array(cols, dtype=np.float64).T
+
+
+def improvement_pairs(entries: list[str]) -> list[tuple[str, str]]:
+    """The comparisons that matter: MADiff-D vs BC, and every ``X+transform`` vs ``X``."""
+    pairs = []
+    if "madiff_d" in entries and "bc" in entries:
+        pairs.append(("madiff_d", "bc"))
+    for e in entries:
+        base, sep, _ = e.partition("+")
+        if sep and base in entries:
+            pairs.append((e, base))
+    return pairs
+
+
+def summarize(
+    results: list[dict[str, Any]], infos: dict[str, dict[str, Any]], *,
+    reps: int = stats.DEFAULT_REPS, seed: int = 0,
+) -> dict[str, Any]:
+    """Per-task and aggregate estimates plus probabilities of improvement (JSON-able)."""
+    table = score_table(results)
+    tasks = sorted(table)
+    entries: list[str] = []
+    for r in results:
+        if r["entry"] not in entries:
+            entries.append(r["entry"])
+    normalized_tasks = [
+        t for t in tasks
+        if all(r["mean_normalized"] is not None for r in results if task_label(r) == t)
+    ]
+    seeds = sorted({int(r["run"]["seed"]) for r in results})
+    per_task: dict[str, dict[str, Any]] = {}
+    for t in tasks:
+        rows = {}
+        for e in entries:
+            per_seed = table[t].get(e)
+            if not per_seed:
+                continue
+            vals = np.array([per_seed[s] for s in sorted(per_seed)])
+            est = stats.per_task_estimates(vals, reps=reps, seed=seed)
+            rs = [r for r in results if task_label(r) == t and r["entry"] == e]
+            wins = [r["win_rate"] for r in rs if r["win_rate"] is not None]
+            rows[e] = {
+                "mean": est["mean"].to_dict(),
+                "iqm": est["iqm"].to_dict(),
+                "seeds": len(vals),
+                "scores": vals.tolist(),
+                "mean_return": float(np.mean([r["mean_return"] for r in rs])),
+                "win_rate": float(np.mean(wins)) if wins else None,
+                "train_seconds": float(np.mean([r["train_seconds"] for r in rs])),
+            }
+        per_task[t] = rows
+    aggregate: dict[str, Any] = {}
+    mats = {}
+    if normalized_tasks and seeds:
+        for e in entries:
+            m = _matrix(table, e, normalized_tasks, seeds)
+            if m is not None:
+                mats[e] = m
+        if mats:
+            agg = stats.aggregate_estimates(mats, reps=reps, seed=seed)
+            aggregate = {e: {k: v.to_dict() for k, v in d.items()} for e, d in agg.items()}
+    poi = {}
+    for x, y in improvement_pairs(entries):
+        if x in mats and y in mats:
+            est = stats.probability_of_improvement(mats[x], mats[y], reps=reps, seed=seed)
+            poi[f"{x} > {y}"] = est.to_dict()
+    data_rows = {}
+    for t in tasks:
+        r0 = next(r for r in results if task_label(r) == t)
+        info = infos.get(r0["run"]["dataset"]) or {}
+        mr = info.get("mean_return")
+        data_rows[t] = {
+            "dataset": r0["run"]["dataset"],
+            "mean_return": mr,
+            "normalized": None if mr is None else _norm(mr, info),
+            "ref_min_score": info.get("ref_min_score"),
+            "ref_max_score": info.get("ref_max_score"),
+            "num_episodes": info.get("num_episodes"),
+        }
+    return {
+        "tasks": tasks,
+        "normalized_tasks": normalized_tasks,
+        "entries": entries,
+        "seeds": seeds,
+        "per_task": per_task,
+        "aggregate": aggregate,
+        "aggregate_tasks": normalized_tasks,
+        "probability_of_improvement": poi,
+        "datasets": data_rows,
+        "bootstrap": {"reps": reps, "seed": seed, "ci": 0.95, "kind": "stratified percentile"},
+    }
+
+
+def _norm(value: float, info: dict[str, Any]) -> float | None:
+    lo, hi = info.get("ref_min_score"), info.get("ref_max_score")
+    if lo is None or hi is None or hi == lo:
+        return None
+    return 100.0 * (value - lo) / (hi - lo)
+
+
+def _fmt(d: dict[str, float] | None, digits: int = 1) -> str:
+    if not d:
+        return "–"
+    return f"{d['value']:.{digits}f} [{d['low']:.{digits}f}, {d['high']:.{digits}f}]"
+
+
+def leaderboard_markdown(summary: dict[str, Any], *, title: str, footer: str = "") -> str:
+    """The pasteable tables."""
+    lines = [f"# Leaderboard: {title}", ""]
+    agg = summary["aggregate"]
+    if agg:
+        lines += [
+            f"Aggregate normalized score over {len(summary['aggregate_tasks'])} task(s) × "
+            f"{len(summary['seeds'])} seed(s); 95 % stratified-bootstrap CIs.",
+            "",
+            "| algorithm | IQM [95% CI] | mean [95% CI] |",
+            "| --- | --- | --- |",
+        ]
+        order = sorted(agg, key=lambda e: -agg[e]["iqm"]["value"])
+        for e in order:
+            lines.append(f"| {e} | {_fmt(agg[e]['iqm'])} | {_fmt(agg[e]['mean'])} |")
+        lines.append("")
+    if summary["probability_of_improvement"]:
+        lines += ["| comparison | P(X > Y) [95% CI] |", "| --- | --- |"]
+        for k, v in summary["probability_of_improvement"].items():
+            lines.append(f"| {k} | {_fmt(v, 2)} |")
+        lines.append("")
+    for t in summary["tasks"]:
+        rows = summary["per_task"][t]
+        data = summary["datasets"].get(t, {})
+        norm = t in summary["normalized_tasks"]
+        unit = "normalized score" if norm else "team return (no reference scores)"
+        lines += [f"## {t}", ""]
+        if data:
+            lines.append(
+                f"Dataset `{data['dataset']}`: {data.get('num_episodes')} episodes, mean return "
+                f"{_num(data.get('mean_return'))}"
+                + (f" (normalized {_num(data.get('normalized'))})" if norm else "")
+                + f"; ref min {_num(data.get('ref_min_score'))}, ref max "
+                f"{_num(data.get('ref_max_score'))}."
+            )
+            lines.append("")
+        has_win = any(r["win_rate"] is not None for r in rows.values())
+        head = f"| algorithm | mean {unit} [95% CI] | IQM [95% CI] | return | seeds"
+        head += " | win rate |" if has_win else " |"
+        lines += [head, "| --- " * (6 if has_win else 5) + "|"]
+        for e in sorted(rows, key=lambda e: -rows[e]["mean"]["value"]):
+            r = rows[e]
+            row = (
+                f"| {e} | {_fmt(r['mean'])} | {_fmt(r['iqm'])} | {r['mean_return']:.2f} | "
+                f"{r['seeds']}"
+            )
+            row += f" | {_num(r['win_rate'], 2)} |" if has_win else " |"
+            lines.append(row)
+        lines.append("")
+    if footer:
+        lines += [footer, ""]
+    return "\n".join(lines)
+
+
+def _num(x: float | None, digits: int = 2) -> str:
+    return "–" if x is None else f"{x:.{digits}f}"
+
+
+def marl_eval_json(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """marl-eval's raw-data layout: env → task → algorithm → ``run_<seed>`` → metrics.
+
+    Offline runs have one evaluation after training: ``step_0`` (``step_count`` = the
+    algorithm's gradient steps where known) and ``absolute_metrics`` hold the per-episode
+    ``return``, ``normalized_return`` and, where reported, ``win_rate``.
+    """
+    out: dict[str, Any] = {}
+    for r in results:
+        run = r["run"]
+        env_name = run["env"].split("/")[0] if "/" in run["env"] else run["env"]
+        metrics: dict[str, Any] = {"return": r["returns"]}
+        if r["normalized"] is not None:
+            metrics["normalized_return"] = r["normalized"]
+        if r["wins"] is not None:
+            metrics["win_rate"] = r["wins"]
+        steps = int(r.get("algorithm_config", {}).get("steps", 0) or 0)
+        out.setdefault(env_name, {}).setdefault(task_label(r), {}).setdefault(
+            r["entry"], {}
+        )[f"run_{run['seed']}"] = {
+            "step_0": {"step_count": steps, **metrics},
+            "absolute_metrics": dict(metrics),
+        }
+    return out
+
+
+def plot(summary: dict[str, Any], folder: Path) -> list[Path]:
+    """``aggregate.png`` (IQM and mean with CIs) and ``per_task.png`` (bars with CIs)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    agg = summary["aggregate"]
+    if agg:
+        order = sorted(agg, key=lambda e: agg[e]["iqm"]["value"])
+        fig, axes = plt.subplots(1, 2, figsize=(9, 0.5 * len(order) + 1.5), sharey=True)
+        for ax, metric in zip(axes, ("iqm", "mean")):
+            vals = [agg[e][metric]["value"] for e in order]
+            lo = [agg[e][metric]["value"] - agg[e][metric]["low"] for e in order]
+            hi = [agg[e][metric]["high"] - agg[e][metric]["value"] for e in order]
+            ax.barh(order, vals, xerr=[lo, hi], color="tab:blue", alpha=0.7, capsize=3)
+            ax.set_title(f"{metric.upper()} (95% CI)")
+            ax.set_xlabel("normalized score")
+            ax.grid(axis="x", alpha=0.3)
+        fig.tight_layout()
+        p = folder / "aggregate.png"
+        _save(fig, p)
+        paths.append(p)
+    tasks = summary["tasks"]
+    entries = summary["entries"]
+    if tasks:
+        fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(tasks) * max(1, len(entries)) / 2), 4))
+        width = 0.8 / max(1, len(entries))
+        for k, e in enumerate(entries):
+            xs, vals, lo, hi = [], [], [], []
+            for j, t in enumerate(tasks):
+                r = summary["per_task"][t].get(e)
+                if r is None:
+                    continue
+                xs.append(j + (k - (len(entries) - 1) / 2) * width)
+                vals.append(r["mean"]["value"])
+                lo.append(r["mean"]["value"] - r["mean"]["low"])
+                hi.append(r["mean"]["high"] - r["mean"]["value"])
+            ax.bar(xs, vals, width, yerr=[lo, hi], label=e, capsize=2)
+        for j, t in enumerate(tasks):
+            d = summary["datasets"].get(t, {})
+            if d.get("normalized") is not None:
+                ax.hlines(d["normalized"], j - 0.4, j + 0.4, colors="k", linestyles="--")
+        ax.set_xticks(range(len(tasks)))
+        ax.set_xticklabels(tasks, rotation=15, ha="right")
+        ax.set_ylabel("mean normalized score (95% CI); -- dataset")
+        ax.legend(fontsize=8, ncol=2)
+        ax.grid(axis="y", alpha=0.3)
+        fig.tight_layout()
+        p = folder / "per_task.png"
+        _save(fig, p)
+        paths.append(p)
+    return paths
+
+
+def _save(fig, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    tmp.replace(path)
+
+
+def write_reports(
+    out_dir: Path, config, results: list[dict[str, Any]], infos: dict[str, dict[str, Any]],
+    *, reps: int = stats.DEFAULT_REPS, plots: bool = True, command: str | None = None,
+) -> str:
+    """(Re)write every report file of ``out_dir``; returns the leaderboard markdown."""
+    out_dir = Path(out_dir)
+    write_text_atomic(
+        out_dir / "runs.jsonl",
+        "".join(json.dumps({k: v for k, v in r.items() if k != "config"}) + "\n" for r in results),
+    )
+    write_json_atomic(out_dir / "results.json", marl_eval_json(results))
+    if not results:
+        md = f"# Leaderboard: {config.name}\n\nNo finished runs yet.\n"
+        write_text_atomic(out_dir / "leaderboard.md", md)
+        return md
+    summary = summarize(results, infos, reps=reps)
+    write_json_atomic(out_dir / "summary.json", summary)
+    v = results[0].get("versions", {})
+    total = len(config.runs())
+    footer = (
+        f"{len(results)}/{total} runs finished; {config.eval_episodes} evaluation episodes per "
+        f"run. Machine: {v.get('machine')}; torch {v.get('torch')}, commit "
+        f"{(v.get('git_commit') or '?')[:10]}."
+    )
+    if command:
+        footer += f"\n\nCommand: `{command}`"
+    md = leaderboard_markdown(summary, title=config.name, footer=footer)
+    write_text_atomic(out_dir / "leaderboard.md", md)
+    if plots:
+        plot(summary, out_dir / "plots")
+    return md

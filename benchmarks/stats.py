@@ -1,0 +1,131 @@
+"""Statistics the field trusts (Agarwal et al. 2021, "Deep RL at the Edge of the Statistical
+Precipice"), through ``rliable``.
+
+Scores are arranged as ``(runs, tasks)`` matrices: one row per seed, one column per task
+(env × dataset). Point estimates are the mean and the interquartile mean (IQM: the mean of
+the middle 50 % of all run × task scores, ``scipy.stats.trim_mean(x, 0.25)``); intervals are
+95 % percentile intervals of the *stratified* bootstrap (seeds resampled within each task).
+The probability of improvement ``P(X > Y)`` is the Mann-Whitney U statistic averaged over
+tasks, with ties counting 1/2.
+
+Every function takes ``reps`` and ``seed``, so the same call gives the same interval.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from collections.abc import Mapping
+
+import numpy as np
+from rliable import library as rly
+from rliable import metrics
+
+DEFAULT_REPS = 2000
+
+
+@dataclasses.dataclass(frozen=True)
+class Estimate:
+    """A point estimate with its 95 % bootstrap interval ``[low, high]``."""
+
+    value: float
+    low: float
+    high: float
+
+    def fmt(self, digits: int = 1) -> str:
+        return f"{self.value:.{digits}f} [{self.low:.{digits}f}, {self.high:.{digits}f}]"
+
+    def to_dict(self) -> dict[str, float]:
+        return {"value": self.value, "low": self.low, "high": self.high}
+
+
+def _as_matrix(scores: np.ndarray) -> np.ndarray:
+    x = np.asarray(scores, dtype=np.float64)
+    if x.ndim == 1:
+        x = x[:, None]
+    if x.ndim != 2 or x.size == 0:
+        raise ValueError(f"scores must be (runs,) or (runs, tasks), got shape {x.shape}")
+    if not np.all(np.isfinite(x)):
+        raise ValueError("scores contain NaN or inf")
+    return x
+
+
+def iqm(scores: np.ndarray) -> float:
+    """Interquartile mean of all entries (rliable's ``aggregate_iqm``)."""
+    return float(metrics.aggregate_iqm(_as_matrix(scores)))
+
+
+def mean(scores: np.ndarray) -> float:
+    return float(metrics.aggregate_mean(_as_matrix(scores)))
+
+
+def _interval(
+    score_dict: Mapping[str, np.ndarray], func, reps: int, seed: int
+) -> dict[str, Estimate]:
+    mats = {k: _as_matrix(v) for k, v in score_dict.items()}
+    with warnings.catch_warnings():  # arch: "random_state is deprecated" (rliable passes it)
+        warnings.simplefilter("ignore", FutureWarning)
+        points, cis = rly.get_interval_estimates(
+            mats, func, reps=reps, random_state=np.random.RandomState(seed)
+        )
+    out = {}
+    for k in mats:
+        p, ci = np.atleast_1d(points[k]), np.asarray(cis[k]).reshape(2, -1)
+        out[k] = [Estimate(float(p[j]), float(ci[0, j]), float(ci[1, j])) for j in range(len(p))]
+    return out
+
+
+def aggregate_estimates(
+    score_dict: Mapping[str, np.ndarray], *, reps: int = DEFAULT_REPS, seed: int = 0
+) -> dict[str, dict[str, Estimate]]:
+    """Mean and IQM over all runs × tasks, with stratified-bootstrap 95 % CIs.
+
+    Args:
+        score_dict: ``{algorithm: (runs, tasks)}`` normalized scores.
+    Returns:
+        ``{algorithm: {"mean": Estimate, "iqm": Estimate}}``.
+    """
+
+    def func(x: np.ndarray) -> np.ndarray:
+        return np.array([metrics.aggregate_mean(x), metrics.aggregate_iqm(x)])
+
+    est = _interval(score_dict, func, reps, seed)
+    return {k: {"mean": v[0], "iqm": v[1]} for k, v in est.items()}
+
+
+def per_task_estimates(
+    scores: np.ndarray, *, reps: int = DEFAULT_REPS, seed: int = 0
+) -> dict[str, Estimate]:
+    """Mean and IQM of one task's ``(seeds,)`` scores with 95 % bootstrap CIs over seeds."""
+    return aggregate_estimates({"x": np.asarray(scores).reshape(-1, 1)}, reps=reps, seed=seed)["x"]
+
+
+def probability_of_improvement(
+    x: np.ndarray, y: np.ndarray, *, reps: int = DEFAULT_REPS, seed: int = 0
+) -> Estimate:
+    """``P(X > Y)`` for ``(runs, tasks)`` score matrices of two algorithms, with its CI.
+
+    Per task, the probability that a random run of X scores above a random run of Y
+    (ties count 1/2), averaged over tasks; the interval comes from the stratified bootstrap
+    of both algorithms' runs.
+    """
+    xm, ym = _as_matrix(x), _as_matrix(y)
+    if xm.shape[1] != ym.shape[1]:
+        raise ValueError(
+            f"X and Y must cover the same tasks: {xm.shape[1]} vs {ym.shape[1]} columns"
+        )
+    point = float(metrics.probability_of_improvement(xm, ym))
+    # rliable's own interval for this metric calls scipy's Mann-Whitney U once per task and
+    # replicate (16 s for 2000 reps on 3x2 scores, 2 CPU cores); the same stratified
+    # bootstrap vectorized in numpy takes milliseconds (tests compare the two).
+    rng = np.random.RandomState(seed)
+    per_task = []
+    for j in range(xm.shape[1]):
+        xs = xm[rng.randint(0, xm.shape[0], (reps, xm.shape[0])), j]
+        ys = ym[rng.randint(0, ym.shape[0], (reps, ym.shape[0])), j]
+        gt = (xs[:, :, None] > ys[:, None, :]).mean(axis=(1, 2))
+        eq = (xs[:, :, None] == ys[:, None, :]).mean(axis=(1, 2))
+        per_task.append(gt + 0.5 * eq)
+    boot = np.mean(per_task, axis=0)
+    low, high = np.percentile(boot, [2.5, 97.5])
+    return Estimate(point, float(low), float(high))
