@@ -1,0 +1,300 @@
+"""Networks: a temporal Conv1D U-Net with optional cross-agent attention, and MLPs.
+
+API (stable; additions only)::
+
+    net = TemporalUNet(in_channels=F, out_channels=None, base_width=32, dim_mults=(1, 2, 4),
+                       cond_dim=0, kernel_size=5, n_agents=1, agent_attention=False,
+                       attention_heads=4)
+    out = net(x, t, cond=None, drop_cond=None, agent_mask=None)
+        x: (batch * n_agents, F, horizon) -- agents folded into the batch, agent-major inside
+           each sample (row b * n_agents + i is agent i of sample b); EAQ uses n_agents=1.
+        t: (batch * n_agents,) diffusion steps (long).
+        cond: (batch * n_agents, cond_dim) extra conditioning (e.g. the scaled return), or None.
+        drop_cond: (batch * n_agents,) bool, True where the condition is replaced by a learned
+           null embedding (classifier-free guidance); None = keep.
+        agent_mask: (batch, n_agents) bool, True for agents that exist (attention keys).
+        -> (batch * n_agents, out_channels, horizon)
+    mlp = MLP(in_dim, out_dim, hidden=(256, 256), act=nn.Mish)
+
+The U-Net follows Diffuser's ``TemporalUnet`` (Janner et al. 2022): residual blocks of
+Conv1d -> GroupNorm -> Mish with the step (and condition) embedding added, downsampling by
+strided convs. Horizons that are not a multiple of ``2 ** (len(dim_mults) - 1)`` are padded
+internally (zeros on the right) and cropped back. With ``agent_attention`` (MADiff, Zhu et al.
+2023), each agent's features attend over all agents' features at the same time index at the
+bottleneck and on every skip connection into the decoder; switched off, the same weights act as
+independent per-agent diffusers.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import nn
+
+
+def _groups(channels: int, preferred: int = 8) -> int:
+    g = math.gcd(channels, preferred)
+    return max(g, 1)
+
+
+class SinusoidalPosEmb(nn.Module):
+    """Transformer sinusoidal embedding of a scalar step ``(batch,) -> (batch, dim)``."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        half = dim // 2
+        freqs = torch.exp(-math.log(10000) * torch.arange(half) / max(half - 1, 1))
+        self.register_buffer("freqs", freqs, persistent=False)
+
+    def forward(self, t: torch.Tensor) -> torch.Tensor:
+        arg = t.float()[:, None] * self.freqs[None, :]
+        return torch.cat([arg.sin(), arg.cos()], dim=-1)
+
+
+class MLP(nn.Module):
+    """``in_dim -> hidden... -> out_dim`` with ``act`` between layers (no final activation)."""
+
+    def __init__(
+        self,
+        in_dim: int,
+        out_dim: int,
+        hidden: Sequence[int] = (256, 256),
+        act: type[nn.Module] = nn.Mish,
+    ) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        d = in_dim
+        for h in hidden:
+            layers += [nn.Linear(d, h), act()]
+            d = h
+        layers.append(nn.Linear(d, out_dim))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class Conv1dBlock(nn.Module):
+    """Conv1d -> GroupNorm -> Mish over ``(batch, channels, horizon)``."""
+
+    def __init__(self, c_in: int, c_out: int, kernel_size: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv1d(c_in, c_out, kernel_size, padding=kernel_size // 2)
+        self.norm = nn.GroupNorm(_groups(c_out), c_out)
+        self.act = nn.Mish()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(self.norm(self.conv(x)))
+
+
+class ResidualTemporalBlock(nn.Module):
+    """Two Conv1d blocks with the embedding ``(batch, emb_dim)`` added after the first."""
+
+    def __init__(
+        self, c_in: int, c_out: int, emb_dim: int, kernel_size: int = 5
+    ) -> None:
+        super().__init__()
+        self.block1 = Conv1dBlock(c_in, c_out, kernel_size)
+        self.block2 = Conv1dBlock(c_out, c_out, kernel_size)
+        self.emb = nn.Sequential(nn.Mish(), nn.Linear(emb_dim, c_out))
+        self.skip = nn.Conv1d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
+
+    def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        h = self.block1(x) + self.emb(emb)[:, :, None]
+        return self.block2(h) + self.skip(x)
+
+
+class AgentAttention(nn.Module):
+    """Self-attention across agents at each time index, residual.
+
+    Input ``(batch * agents, channels, horizon)``; each agent's feature vector at time ``h``
+    attends over all agents' vectors at ``h``.
+    """
+
+    def __init__(self, channels: int, n_agents: int, heads: int = 4) -> None:
+        super().__init__()
+        heads = math.gcd(channels, heads) or 1
+        self.n_agents = n_agents
+        self.norm = nn.LayerNorm(channels)
+        self.attn = nn.MultiheadAttention(channels, heads, batch_first=True)
+
+    def forward(
+        self, x: torch.Tensor, agent_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        a = self.n_agents
+        h = x.shape[-1]
+        seq = rearrange(x, "(b a) c h -> (b h) a c", a=a)
+        q = self.norm(seq)
+        pad = None
+        if agent_mask is not None:
+            pad = ~rearrange(agent_mask, "b a -> b 1 a").expand(-1, h, -1).reshape(
+                -1, a
+            )
+            # a row with every agent masked would give NaN: let it attend to everything.
+            pad = pad & ~pad.all(dim=-1, keepdim=True)
+        out, _ = self.attn(q, q, q, key_padding_mask=pad, need_weights=False)
+        return x + rearrange(out, "(b h) a c -> (b a) c h", h=h)
+
+
+class TemporalUNet(nn.Module):
+    """Temporal Conv1D U-Net over ``(batch * agents, in_channels, horizon)``.
+
+    Args:
+        in_channels: features per time step (the transition / observation width).
+        out_channels: output features (defaults to ``in_channels``).
+        base_width: channels of the first level; level ``i`` has ``base_width * dim_mults[i]``.
+        dim_mults: width multipliers; ``len(dim_mults) - 1`` downsamplings.
+        cond_dim: width of the extra condition vector (0: none).
+        n_agents: agents folded into the batch (1 for a plain U-Net).
+        agent_attention: cross-agent attention at the bottleneck and on decoder skips.
+    """
+
+    def __init__(
+        self,
+        *,
+        in_channels: int,
+        out_channels: int | None = None,
+        base_width: int = 32,
+        dim_mults: Sequence[int] = (1, 2, 4),
+        cond_dim: int = 0,
+        kernel_size: int = 5,
+        n_agents: int = 1,
+        agent_attention: bool = False,
+        attention_heads: int = 4,
+    ) -> None:
+        super().__init__()
+        if in_channels < 1 or base_width < 1 or not dim_mults:
+            raise ValueError(
+                f"TemporalUNet needs in_channels >= 1, base_width >= 1 and dim_mults; got "
+                f"in_channels={in_channels}, base_width={base_width}, dim_mults={dim_mults}."
+            )
+        self.in_channels = in_channels
+        self.out_channels = out_channels or in_channels
+        self.n_agents = n_agents
+        self.agent_attention = bool(agent_attention) and n_agents > 1
+        self.cond_dim = cond_dim
+        self.n_down = len(dim_mults) - 1
+        dims = [in_channels] + [base_width * m for m in dim_mults]
+        emb = base_width
+        self.time_mlp = nn.Sequential(
+            SinusoidalPosEmb(emb),
+            nn.Linear(emb, emb * 4),
+            nn.Mish(),
+            nn.Linear(emb * 4, emb),
+        )
+        if cond_dim:
+            self.cond_mlp = nn.Sequential(
+                nn.Linear(cond_dim, emb), nn.Mish(), nn.Linear(emb, emb)
+            )
+            self.null_cond = nn.Parameter(torch.zeros(emb))
+            emb_dim = 2 * emb
+        else:
+            emb_dim = emb
+        self.downs = nn.ModuleList()
+        skip_dims = []
+        for i, (c_in, c_out) in enumerate(zip(dims[:-1], dims[1:])):
+            last = i == len(dims) - 2
+            self.downs.append(
+                nn.ModuleList(
+                    [
+                        ResidualTemporalBlock(c_in, c_out, emb_dim, kernel_size),
+                        ResidualTemporalBlock(c_out, c_out, emb_dim, kernel_size),
+                        nn.Conv1d(c_out, c_out, 3, stride=2, padding=1)
+                        if not last
+                        else nn.Identity(),
+                    ]
+                )
+            )
+            skip_dims.append(c_out)
+        mid = dims[-1]
+        self.mid1 = ResidualTemporalBlock(mid, mid, emb_dim, kernel_size)
+        self.mid2 = ResidualTemporalBlock(mid, mid, emb_dim, kernel_size)
+        self.mid_attn = (
+            AgentAttention(mid, n_agents, attention_heads)
+            if self.agent_attention
+            else None
+        )
+        self.ups = nn.ModuleList()
+        self.skip_attn = nn.ModuleList()
+        rev = list(zip(dims[1:], dims[:-1]))[::-1]
+        for i, (c_skip_out, c_prev) in enumerate(rev[:-1]):
+            # c_skip_out: channels coming from below and of the skip; output c_prev.
+            c = c_skip_out
+            self.ups.append(
+                nn.ModuleList(
+                    [
+                        ResidualTemporalBlock(c * 2, c_prev, emb_dim, kernel_size),
+                        ResidualTemporalBlock(c_prev, c_prev, emb_dim, kernel_size),
+                        nn.ConvTranspose1d(c_prev, c_prev, 4, stride=2, padding=1),
+                    ]
+                )
+            )
+            self.skip_attn.append(
+                AgentAttention(c, n_agents, attention_heads)
+                if self.agent_attention
+                else nn.Identity()
+            )
+        self.final = nn.Sequential(
+            Conv1dBlock(
+                base_width * dim_mults[0], base_width * dim_mults[0], kernel_size
+            ),
+            nn.Conv1d(base_width * dim_mults[0], self.out_channels, 1),
+        )
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        t: torch.Tensor,
+        cond: torch.Tensor | None = None,
+        drop_cond: torch.Tensor | None = None,
+        agent_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """``x (batch * agents, in_channels, horizon) -> (batch * agents, out_channels, horizon)``."""
+        horizon = x.shape[-1]
+        mult = 2**self.n_down
+        pad = (-horizon) % mult
+        if pad:
+            x = F.pad(x, (0, pad))
+        emb = self.time_mlp(t)
+        if self.cond_dim:
+            null = self.null_cond.expand(x.shape[0], -1)
+            if cond is None:
+                c = null
+            else:
+                c = self.cond_mlp(cond)
+                if drop_cond is not None:
+                    c = torch.where(drop_cond[:, None], null, c)
+            emb = torch.cat([emb, c], dim=-1)
+        skips = []
+        h = x
+        for res1, res2, down in self.downs:
+            h = res2(res1(h, emb), emb)
+            skips.append(h)
+            h = down(h)
+        h = self.mid1(h, emb)
+        if self.mid_attn is not None:
+            h = self.mid_attn(h, agent_mask)
+        h = self.mid2(h, emb)
+        for (res1, res2, up), attn in zip(self.ups, self.skip_attn):
+            s = skips.pop()
+            if self.agent_attention:
+                s = attn(s, agent_mask)
+            h = torch.cat([h, s], dim=1)
+            h = up(res2(res1(h, emb), emb))
+        # as in Diffuser, the shallowest skip is unused: the last up-block restores full size
+        h = self.final(h)
+        return h[..., :horizon]
+
+
+__all__ = [
+    "AgentAttention",
+    "Conv1dBlock",
+    "MLP",
+    "ResidualTemporalBlock",
+    "SinusoidalPosEmb",
+    "TemporalUNet",
+]
