@@ -37,15 +37,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Union
 
 import torch
 from torch import nn
 
 ModelFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-Inpaint = Union[
-    tuple[torch.Tensor, torch.Tensor], Callable[[torch.Tensor], torch.Tensor], None
-]
+Inpaint = (
+    tuple[torch.Tensor, torch.Tensor] | Callable[[torch.Tensor], torch.Tensor] | None
+)
 
 SCHEDULES = ("cosine", "linear")
 PREDICTIONS = ("eps", "x0", "v")

@@ -221,7 +221,7 @@ class TemporalUNet(nn.Module):
         self.ups = nn.ModuleList()
         self.skip_attn = nn.ModuleList()
         rev = list(zip(dims[1:], dims[:-1]))[::-1]
-        for i, (c_skip_out, c_prev) in enumerate(rev[:-1]):
+        for c_skip_out, c_prev in rev[:-1]:
             # c_skip_out: channels coming from below and of the skip; output c_prev.
             c = c_skip_out
             self.ups.append(
