@@ -295,9 +295,21 @@ def write_dataset(
         bar.close()
         namespace = parse_dataset_id(dataset_id)[0]
         if namespace is not None and namespace not in list_local_namespaces():
-            create_namespace(namespace)
+            try:
+                create_namespace(namespace)
+            except ValueError:  # created meanwhile by a concurrent writer
+                if namespace not in list_local_namespaces():
+                    raise
         final.parent.mkdir(parents=True, exist_ok=True)
-        os.rename(tmp, final)
+        try:
+            os.rename(tmp, final)
+        except OSError:
+            if final.exists():  # another writer finished the same id first
+                raise FileExistsError(
+                    f"A dataset with id {dataset_id!r} appeared at {final} while this one "
+                    "was being written; it was left as it is and nothing was written."
+                ) from None
+            raise
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -662,6 +674,9 @@ def load_episodes(
         if "synthetic" in infos:
             synthetic[e] = bool(np.asarray(infos["synthetic"]).any())
     acted = alive[:, :-1] & alive[:, 1:] & valid[:, :, None]
+    # Stored "no action" placeholders are a zero sample of the space, which is not 0 for a
+    # Discrete(n, start=s) agent: make the array zero wherever the agent did not act.
+    actions[~acted] = 0.0
     meta = ds.storage.metadata
     return EpisodeBatch(
         agents=agents,
@@ -732,9 +747,11 @@ def batch_to_buffers(
                 o = {"observation": o, "action_mask": m.astype(mask_space.dtype)}
             observations[a] = o
             aspace = batch.action_spaces[a]
-            acts[a] = np.stack(
-                [vector_to_action(aspace, v) for v in batch.actions[e, :n, i]]
-            ) if n else np.zeros((0,), np.float32)
+            idle = zero_like(aspace)  # what record_dataset stores when an agent did not act
+            acts[a] = np.stack([
+                vector_to_action(aspace, v) if batch.acted[e, t, i] else idle
+                for t, v in enumerate(batch.actions[e, :n, i])
+            ]) if n else np.zeros((0,), np.float32)
             r_info[a] = np.concatenate([[0.0], batch.rewards[e, :n, i]]).astype(np.float64)
             a_info[a] = batch.alive[e, : n + 1, i].copy()
         infos: dict[str, Any] = {"rewards": r_info, "alive": a_info}

@@ -93,10 +93,20 @@ def action_to_vector(space: spaces.Space, action: Any) -> np.ndarray:
 
 
 def vector_to_action(space: spaces.Space, vec: np.ndarray) -> Any:
-    """Decode a vector from :func:`action_to_vector` back to the space's action type."""
+    """Decode a vector from :func:`action_to_vector` back to the space's action type.
+
+    Discrete, MultiDiscrete and MultiBinary values are rounded and clipped into the space
+    (generated actions may fall slightly outside it); Box values are passed through.
+    """
     vec = np.asarray(vec).reshape(-1)[: action_dim(space)]
     if isinstance(space, spaces.Discrete):
-        return np.int64(np.rint(vec[0]))
+        lo = int(space.start)
+        return np.int64(np.clip(np.rint(vec[0]), lo, lo + int(space.n) - 1))
     if isinstance(space, spaces.Box):
         return vec.astype(space.dtype).reshape(space.shape)
-    return np.rint(vec).astype(space.dtype).reshape(space.shape)
+    vec = np.rint(vec).reshape(space.shape)
+    if isinstance(space, spaces.MultiDiscrete):
+        vec = np.clip(vec, space.start, space.start + space.nvec - 1)
+    elif isinstance(space, spaces.MultiBinary):
+        vec = np.clip(vec, 0, 1)
+    return vec.astype(space.dtype)

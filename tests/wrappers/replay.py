@@ -46,6 +46,8 @@ class LoggingPolicy:
                 if isinstance(o, dict) and "action_mask" in o:
                     legal = np.flatnonzero(o["action_mask"])
                 acts[agent] = np.int64(space.start + legal[self.rng.integers(len(legal))])
+            elif isinstance(space, spaces.MultiDiscrete):
+                acts[agent] = (space.start + self.rng.integers(space.nvec)).astype(space.dtype)
             else:
                 acts[agent] = self.rng.uniform(space.low, space.high).astype(space.dtype)
         self.log[-1].append((copy.deepcopy(obs), copy.deepcopy(acts)))
@@ -73,10 +75,11 @@ class Truth:
         return len(self.team)
 
 
-def _flat(o: Any) -> np.ndarray:
-    if isinstance(o, dict):
-        o = o["observation"]
-    return np.asarray(o, np.float32).reshape(-1)
+def _flat(space: spaces.Space, o: Any) -> np.ndarray:
+    """Gymnasium's own flattening (one-hot for Discrete), mask dropped."""
+    if isinstance(o, dict) and "action_mask" in o:
+        space, o = space["observation"], o["observation"]
+    return np.asarray(spaces.flatten(space, o), np.float32).reshape(-1)
 
 
 def replay(
@@ -101,7 +104,10 @@ def replay(
 
         def snap(obs, o_rows=o_rows, m_rows=m_rows, alive_rows=alive_rows,
                  st_rows=st_rows, has_state=has_state):
-            o_rows.append({a: _flat(obs[a]) if a in obs else None for a in agents})
+            o_rows.append({
+                a: _flat(env.observation_space(a), obs[a]) if a in obs else None
+                for a in agents
+            })
             m_rows.append({
                 a: np.asarray(obs[a]["action_mask"]).astype(bool)
                 if a in obs and isinstance(obs[a], dict) else None

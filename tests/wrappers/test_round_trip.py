@@ -36,6 +36,11 @@ CASES = {
     "masked": (f"{TOY}:make_masked_env", {"n_agents": 3, "n_actions": 5}, 3),
     "dying": (f"{TOY}:make_dying_env", {"deaths": [2, 4, None], "max_cycles": 6}, 2),
     "dying-all": (f"{TOY}:make_dying_env", {"deaths": [1, 3, 2], "max_cycles": 9}, 2),
+    "dying-jitter": (  # episodes of different lengths: padding
+        f"{TOY}:make_dying_env",
+        {"deaths": [2, 3, 4], "jitter": 4, "max_cycles": 20, "action_start": 1}, 4,
+    ),
+    "odd-spaces": (f"{TOY}:make_odd_spaces_env", {}, 2),
 }
 
 SEED, POLICY_SEED = 100, 7
@@ -140,7 +145,9 @@ def test_record_load_round_trip_is_exact(name):
             assert ep.infos["alive"][a].dtype == bool
 
 
-@pytest.mark.parametrize("name", ["spread-continuous", "speaker-listener", "masked", "dying"])
+@pytest.mark.parametrize(
+    "name", ["spread-continuous", "speaker-listener", "masked", "dying-jitter", "odd-spaces"]
+)
 def test_batch_to_buffers_write_dataset_round_trip(name):
     dataset_id, _ = _record(name)
     src = minari.load_dataset(dataset_id)
@@ -186,6 +193,10 @@ def test_dying_agents_follow_the_convention():
     np.testing.assert_allclose(b.team_rewards[0, 3], b.rewards[0, 3, 1:].mean(), rtol=1e-6)
     np.testing.assert_allclose(b.team_rewards[0, 5], b.rewards[0, 5, 2], rtol=1e-6)
     assert b.truncations[0, 5] and not b.terminations[0, 5]
+    b3 = load_episodes(_record("dying-jitter")[0])
+    assert len(set(b3.lengths.tolist())) > 1  # the padding is exercised
+    # Discrete(3, start=1) agents: the action is 0 (not a legal index) where they did not act
+    assert not b3.actions[~b3.acted[..., 0], 0].any() and (b3.actions[b3.acted[..., 0], 0] >= 1).all()
     b2 = load_episodes(_record("dying-all")[0])
     assert b2.lengths.tolist() == [3, 3] and b2.terminations[:, 2].all()
     assert not b2.truncations.any()

@@ -192,20 +192,29 @@ class MaskedEnv(_ToyBase):
 class DyingEnv(_ToyBase):
     """Agents leave the episode at different steps.
 
-    Agent ``i`` terminates on step ``deaths[i]`` (1-based; ``None``: never). On that step it
+    Agent ``i`` terminates on step ``deaths[i]`` (1-based; ``None``: never), plus a delay
+    drawn from ``0..jitter`` at each reset (so episodes differ in length). On that step it
     still gets its observation, reward and ``terminated=True``; afterwards it is gone from
     ``agents`` and from every returned dict. The episode is truncated at ``max_cycles`` if
-    anyone is left. Agents have mixed action spaces (``Discrete(3)`` and ``Box(1,)``) and the
+    anyone is left. Agents have mixed action spaces (``Discrete(3, start=action_start)`` and
+    ``Box(1,)``) and the
     env has ``state()`` (every agent's position, frozen once dead).
     """
 
     metadata = {"render_modes": [], "name": "dying_v0", "is_parallelizable": True}
 
     def __init__(
-        self, deaths: tuple[int | None, ...] = (2, 4, None), max_cycles: int = 6
+        self,
+        deaths: tuple[int | None, ...] = (2, 4, None),
+        max_cycles: int = 6,
+        jitter: int = 0,
+        action_start: int = 0,
     ) -> None:
         super().__init__(max_cycles)
+        self.action_start = action_start
+        self.base_deaths = tuple(deaths)
         self.deaths = tuple(deaths)
+        self.jitter = jitter
         for d in self.deaths:
             if d is not None and d < 1:
                 raise ValueError(f"death steps must be >= 1 or None, got {d}.")
@@ -214,7 +223,9 @@ class DyingEnv(_ToyBase):
             a: spaces.Box(-np.inf, np.inf, (2,), np.float32) for a in self.possible_agents
         }
         self._act_spaces = {
-            a: spaces.Box(-1.0, 1.0, (1,), np.float32) if i == 1 else spaces.Discrete(3)
+            a: spaces.Box(-1.0, 1.0, (1,), np.float32)
+            if i == 1
+            else spaces.Discrete(3, start=action_start)
             for i, a in enumerate(self.possible_agents)
         }
         self.state_space = spaces.Box(
@@ -232,6 +243,10 @@ class DyingEnv(_ToyBase):
         self.t = 0
         self.agents = list(self.possible_agents)
         self.pos = self.np_random.uniform(-1, 1, len(self.deaths)).astype(np.float32)
+        delays = self.np_random.integers(0, self.jitter + 1, len(self.deaths))
+        self.deaths = tuple(
+            None if d is None else int(d + k) for d, k in zip(self.base_deaths, delays)
+        )
         obs = {a: self._obs(i) for i, a in enumerate(self.possible_agents)}
         return obs, {a: {} for a in self.agents}
 
@@ -244,7 +259,7 @@ class DyingEnv(_ToyBase):
         for a, i in idx.items():
             move = np.asarray(actions[a], np.float32).reshape(-1)[0]
             if isinstance(self._act_spaces[a], spaces.Discrete):
-                move = move - 1
+                move = move - 1 - self.action_start
             self.pos[i] += np.float32(0.5 * move)
         obs = {a: self._obs(i) for a, i in idx.items()}
         rewards = {a: float(-abs(self.pos[i]) + 0.1 * i) for a, i in idx.items()}
@@ -252,6 +267,58 @@ class DyingEnv(_ToyBase):
         truncs = {a: (self.t >= self.max_cycles) and not terms[a] for a in idx}
         infos = {a: {"hits": float(i)} for a, i in idx.items()}
         self.agents = [a for a in self.agents if not (terms[a] or truncs[a])]
+        return obs, rewards, terms, truncs, infos
+
+
+class OddSpacesEnv(_ToyBase):
+    """Less common spaces: Discrete / MultiBinary / 2-D Box observations, and
+    ``MultiDiscrete``, ``Discrete(3, start=1)`` and 2-D ``Box`` actions."""
+
+    metadata = {"render_modes": [], "name": "odd_spaces_v0", "is_parallelizable": True}
+
+    def __init__(self, max_cycles: int = 4) -> None:
+        super().__init__(max_cycles)
+        self.possible_agents = ["disc", "bits", "grid"]
+        self._obs_spaces = {
+            "disc": spaces.Discrete(4),
+            "bits": spaces.MultiBinary(3),
+            "grid": spaces.Box(-5.0, 5.0, (2, 2), np.float32),
+        }
+        self._act_spaces = {
+            "disc": spaces.MultiDiscrete([3, 2]),
+            "bits": spaces.Discrete(3, start=1),
+            "grid": spaces.Box(-1.0, 1.0, (2, 2), np.float32),
+        }
+
+    def _obs(self) -> dict[str, Any]:
+        return {
+            "disc": np.int64(self.k % 4),
+            "bits": np.array([(self.k >> j) & 1 for j in range(3)], np.int8),
+            "grid": np.clip(self.g, -5, 5).astype(np.float32),
+        }
+
+    def reset(self, seed: int | None = None, options: dict | None = None):
+        self._seed(seed)
+        self.t = 0
+        self.agents = list(self.possible_agents)
+        self.k = int(self.np_random.integers(8))
+        self.g = self.np_random.normal(size=(2, 2)).astype(np.float32)
+        return self._obs(), {a: {} for a in self.agents}
+
+    def step(self, actions: dict[str, Any]):
+        md = np.asarray(actions["disc"])
+        self.k = int(self.k + md[0] + 3 * md[1] + int(actions["bits"]))
+        self.g = self.g + np.asarray(actions["grid"], np.float32)
+        self.t += 1
+        rewards = {"disc": float(md.sum()), "bits": float(actions["bits"]),
+                   "grid": float(np.asarray(actions["grid"]).sum())}
+        trunc = self.t >= self.max_cycles
+        obs = self._obs()
+        terms = {a: False for a in self.agents}
+        truncs = {a: trunc for a in self.agents}
+        infos = {a: {} for a in self.agents}
+        if trunc:
+            self.agents = []
         return obs, rewards, terms, truncs, infos
 
 
@@ -340,10 +407,19 @@ def make_masked_env(
 
 
 def make_dying_env(
-    deaths: tuple[int | None, ...] | list[int | None] = (2, 4, None), max_cycles: int = 6
+    deaths: tuple[int | None, ...] | list[int | None] = (2, 4, None),
+    max_cycles: int = 6,
+    jitter: int = 0,
+    action_start: int = 0,
 ) -> DyingEnv:
     # JSON round trips (env specs in dataset metadata) turn tuples into lists.
-    return DyingEnv(deaths=tuple(deaths), max_cycles=max_cycles)
+    return DyingEnv(
+        deaths=tuple(deaths), max_cycles=max_cycles, jitter=jitter, action_start=action_start
+    )
+
+
+def make_odd_spaces_env(max_cycles: int = 4) -> OddSpacesEnv:
+    return OddSpacesEnv(max_cycles=max_cycles)
 
 
 def make_chase_env(n_agents: int = 2, max_cycles: int = 10) -> ChaseEnv:
@@ -353,6 +429,7 @@ def make_chase_env(n_agents: int = 2, max_cycles: int = 10) -> ChaseEnv:
 def family_factory(scenario: str, **kwargs: Any) -> ParallelEnv:
     """A ``register_family`` factory: ``"<prefix>/hetero"``, ``"<prefix>/masked"``, ..."""
     makers = {"hetero": make_hetero_env, "masked": make_masked_env,
+              "odd": make_odd_spaces_env,
               "dying": make_dying_env, "chase": make_chase_env}
     if scenario not in makers:
         raise ValueError(f"Unknown toy scenario {scenario!r}; known: {sorted(makers)}.")
