@@ -51,9 +51,8 @@ from pettingzoo.utils.env import ParallelEnv
 
 INSTALL_HINT = 'pip install "diffusion-agents[smax]"  (installs jaxmarl and jax)'
 DEFAULT_SCENARIO = "smacv2_5_units"
-STOP_ACTION = (
-    4  # SMAX's "stop" movement action: always legal, the only one for the dead
-)
+# SMAX's "stop" movement action: always legal, the only one for the dead.
+STOP_ACTION = 4
 INFO_KEYS = ("battle_won", "dead_allies", "dead_enemies")
 ILLEGAL_ACTION_MODES = ("raise", "ignore")
 # SMAX.__init__ arguments this adapter sets itself (from the scenario) or does not support.
