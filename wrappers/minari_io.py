@@ -342,6 +342,10 @@ def _policy_name(policy: Any) -> str:
 
 def _action_value(space: spaces.Space, action: Any, agent: str, policy: Any) -> np.ndarray:
     """``action`` as an array of ``space``'s shape and dtype; one clear error if it is not."""
+    if isinstance(space, spaces.Discrete) and isinstance(action, (int, np.integer)):
+        # fast path for the common case (gymnasium's contains() costs ~5% of recording MPE)
+        if int(space.start) <= int(action) < int(space.start) + int(space.n):
+            return np.asarray(action, dtype=np.int64)
     who = f"{_policy_name(policy)}.act() returned for agent {agent!r}"
     try:
         arr = np.asarray(action)
