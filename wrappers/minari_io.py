@@ -340,6 +340,29 @@ def _policy_name(policy: Any) -> str:
     return str(getattr(policy, "name", None) or type(policy).__name__)
 
 
+def _jsonable(value: Any, where: str) -> Any:
+    """``value`` with numpy scalars/arrays and tuples turned into JSON types, or TypeError."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, dict):
+        out = {}
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise TypeError(f"{where} has a non-string key {k!r}; metadata is stored as JSON.")
+            out[k] = _jsonable(v, f"{where}[{k!r}]")
+        return out
+    raise TypeError(
+        f"{where} holds a {type(value).__name__} ({value!r}), which cannot be stored in the "
+        "dataset's JSON metadata; pass plain numbers, strings, lists or dicts."
+    )
+
+
 def _action_value(space: spaces.Space, action: Any, agent: str, policy: Any) -> np.ndarray:
     """``action`` as an array of ``space``'s shape and dtype; one clear error if it is not."""
     if isinstance(space, spaces.Discrete) and isinstance(action, (int, np.integer)):
@@ -431,11 +454,22 @@ def record_dataset(
     if not callable(getattr(policy, "act", None)):
         raise TypeError(f"policy {policy!r} has no act(obs_dict) -> action_dict method.")
     _check_new_dataset_id(dataset_id)
+    # Everything below ends up in JSON metadata: convert numpy scalars/tuples now and name
+    # anything that cannot be stored, before any episode is played.
+    env_kwargs = _jsonable(dict(env_kwargs or {}), "env_kwargs")
+    extra_metadata = _jsonable(dict(extra_metadata or {}), "extra_metadata")
+    ref_min_score = None if ref_min_score is None else float(ref_min_score)
+    ref_max_score = None if ref_max_score is None else float(ref_max_score)
     if isinstance(env_or_id, str):
         env_id: str | None = env_or_id
         env = JointEnv(env_or_id, env_kwargs or {}, info_keys=info_keys)
         env_spec = joint_env_spec(env_or_id, env_kwargs, info_keys)
     else:
+        if env_kwargs:
+            raise ValueError(
+                f"record_dataset() got env_kwargs {env_kwargs} with an already built env; "
+                "pass an env id with env_kwargs, or the env alone."
+            )
         env_id = None
         env = JointEnv(env=env_or_id, info_keys=info_keys)
         env_spec = None

@@ -327,6 +327,26 @@ def test_other_bad_arguments(minari_root):
     assert not any(minari_root.iterdir())
 
 
+def test_metadata_must_be_json_and_numpy_scalars_are_converted(minari_root):
+    env_id, kwargs = SPREAD
+    policy = RandomPolicy(make_env(env_id, **kwargs), seed=0)
+    with pytest.raises(TypeError, match=r"extra_metadata\['x'\]\[0\] holds a object"):
+        record_dataset(env_id, policy, 1, "test/spread/json-v0", env_kwargs=kwargs,
+                       extra_metadata={"x": [object()]}, show_progress=False)
+    with pytest.raises(ValueError, match="env_kwargs .* already built env"):
+        record_dataset(make_env(env_id, **kwargs), policy, 1, "test/spread/json-v0",
+                       env_kwargs=kwargs, show_progress=False)
+    assert not any(minari_root.iterdir())
+    ds = record_dataset(env_id, policy, 1, "test/spread/json-v0",
+                        env_kwargs={"N": np.int64(2), "max_cycles": np.int32(4)},
+                        ref_min_score=np.float32(-3.5), extra_metadata={"arr": np.arange(2)},
+                        show_progress=False)
+    meta = ds.storage.metadata
+    assert meta["multiagent"]["env_kwargs"] == {"N": 2, "max_cycles": 4}
+    assert meta["multiagent"]["arr"] == [0, 1] and meta["ref_min_score"] == -3.5
+    assert ds.recover_environment().unwrapped.env_kwargs == {"N": 2, "max_cycles": 4}
+
+
 def test_masked_env_with_a_policy_that_ignores_masks_fails_cleanly(minari_root):
     env_id = f"{TOY}:make_masked_env"
 
