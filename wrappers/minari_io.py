@@ -573,6 +573,11 @@ def _as_dataset(dataset: Any) -> minari.MinariDataset:
             return minari.load_dataset(str(dataset))
         except FileNotFoundError as exc:
             raise FileNotFoundError(f"No local Minari dataset {dataset!r}: {exc}") from None
+        except (OSError, ValueError, KeyError) as exc:  # h5py / JSON errors name no file
+            raise OSError(
+                f"Cannot read Minari dataset {dataset!r} at {get_dataset_path(str(dataset))}: "
+                f"{type(exc).__name__}: {exc} (corrupted or hand-edited files?)"
+            ) from exc
     raise TypeError(f"Expected a minari.MinariDataset or a dataset id, got {type(dataset).__name__}.")
 
 
@@ -656,7 +661,18 @@ def load_episodes(
         ids = ids[:max_episodes]
     if not ids:
         raise DatasetConventionError(f"Dataset {did!r} has no episodes.")
-    episodes = list(tqdm(ds.iterate_episodes(ids), total=len(ids), disable=not show_progress, desc=f"loading {did}"))
+    try:
+        episodes = list(
+            tqdm(
+                ds.iterate_episodes(ids), total=len(ids), disable=not show_progress,
+                desc=f"loading {did}",
+            )
+        )
+    except (OSError, KeyError) as exc:  # h5py errors name neither the dataset nor the file
+        raise OSError(
+            f"Cannot read the episodes of Minari dataset {did!r} at {ds.spec.data_path}: "
+            f"{type(exc).__name__}: {exc} (corrupted or hand-edited files?)"
+        ) from exc
     E, A = len(episodes), len(agents)
     T = max(len(ep.rewards) for ep in episodes)
     D, K = max(obs_dims), max(act_dims)

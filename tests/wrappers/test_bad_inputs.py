@@ -188,6 +188,18 @@ def test_episodes_without_per_agent_infos_are_refused():
         load_episodes(ds)
 
 
+def test_corrupted_dataset_files_name_the_dataset():
+    ds = _record_spread("test/spread/corrupt-v0")
+    data = Path(ds.spec.data_path)
+    h5 = data / "main_data.hdf5"
+    h5.write_bytes(h5.read_bytes()[:1000])  # truncated
+    with pytest.raises(OSError, match=r"episodes of Minari dataset 'test/spread/corrupt-v0' at .*data"):
+        load_episodes("test/spread/corrupt-v0")
+    (data / "metadata.json").write_text("{not json")
+    with pytest.raises(OSError, match=r"Cannot read Minari dataset 'test/spread/corrupt-v0'.*JSONDecodeError"):
+        load_episodes("test/spread/corrupt-v0")
+
+
 def test_loading_unknown_or_wrong_things():
     with pytest.raises(FileNotFoundError, match="test/none/here-v0"):
         load_episodes("test/none/here-v0")
