@@ -14,6 +14,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "main": ("benchmarks.main_job", "the README's main job (quick leaderboard)"),
     "datasets": ("benchmarks.behaviour", "build behaviour-policy datasets"),
     "bench": ("benchmarks.harness", "run a leaderboard grid (TOML) and report scores"),
+    "smax-perf": ("benchmarks.smax_perf", "SMAX adapter vs native jitted step, env steps/s"),
 }
 
 
