@@ -21,11 +21,17 @@ CHECKED = [
     (f"{TOY}:make_hetero_env", {}),
     (f"{TOY}:make_masked_env", {"strict": False}),  # check_env samples unmasked actions
     (f"{TOY}:make_dying_env", {"deaths": [1, 2, None], "max_cycles": 4}),
+    (f"{TOY}:make_spawn_env", {}),
+    (f"{TOY}:make_odd_spaces_env", {}),
 ]
 
 # SB3 only warns about what it cannot *train* on (Dict actions, nested Dict observations);
 # anything else it says is a problem with the env.
-ALLOWED_SB3_WARNINGS = ("action space is not based off a numpy array", "Nested observation spaces")
+ALLOWED_SB3_WARNINGS = (
+    "action space is not based off a numpy array",
+    "Nested observation spaces",
+    "unconventional shape",  # the odd-spaces env's 2-D Box observation, on purpose
+)
 
 
 def _tree_equal(a, b) -> bool:

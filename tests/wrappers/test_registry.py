@@ -64,6 +64,8 @@ def test_mpe2_kwargs_reach_the_env():
         ("make_dying_env", {}),
         ("make_dying_env", {"deaths": [1, 3, 2], "max_cycles": 9}),
         ("make_chase_env", {}),
+        ("make_spawn_env", {}),
+        ("make_odd_spaces_env", {}),
     ],
 )
 def test_toy_envs_parallel_api(factory, kwargs):

@@ -270,6 +270,54 @@ class DyingEnv(_ToyBase):
         return obs, rewards, terms, truncs, infos
 
 
+class SpawnEnv(_ToyBase):
+    """Agents that join mid-episode: ``late_i`` appears after step ``spawn_at + i``.
+
+    ``first`` is present from the start; every agent leaves by truncation at ``max_cycles``.
+    Before joining an agent is in ``possible_agents`` but not in ``agents``.
+    """
+
+    metadata = {"render_modes": [], "name": "spawn_v0", "is_parallelizable": True}
+
+    def __init__(self, n_late: int = 2, spawn_at: int = 2, max_cycles: int = 6) -> None:
+        super().__init__(max_cycles)
+        self.spawn_at = spawn_at
+        self.possible_agents = ["first"] + [f"late_{i}" for i in range(n_late)]
+        self._obs_spaces = {
+            a: spaces.Box(-np.inf, np.inf, (2,), np.float32) for a in self.possible_agents
+        }
+        self._act_spaces = {a: spaces.Discrete(2) for a in self.possible_agents}
+
+    def _obs(self, a: str) -> np.ndarray:
+        return np.array([self.score[a], self.t], np.float32)
+
+    def reset(self, seed: int | None = None, options: dict | None = None):
+        self._seed(seed)
+        self.t = 0
+        self.agents = ["first"]
+        self.score = {a: float(self.np_random.normal()) for a in self.possible_agents}
+        return {"first": self._obs("first")}, {"first": {}}
+
+    def step(self, actions: dict[str, Any]):
+        for a in self.agents:
+            self.score[a] += float(actions[a])
+        self.t += 1
+        trunc = self.t >= self.max_cycles
+        rewards = {a: float(actions[a]) for a in self.agents}
+        if not trunc:  # newcomers get their first observation (and a 0 reward) now
+            for i, a in enumerate(self.possible_agents[1:]):
+                if self.t == self.spawn_at + i:
+                    self.agents.append(a)
+                    rewards[a] = 0.0
+        obs = {a: self._obs(a) for a in self.agents}
+        terms = {a: False for a in self.agents}
+        truncs = {a: trunc for a in self.agents}
+        infos = {a: {} for a in self.agents}
+        if trunc:
+            self.agents = []
+        return obs, rewards, terms, truncs, infos
+
+
 class OddSpacesEnv(_ToyBase):
     """Less common spaces: Discrete / MultiBinary / 2-D Box observations, and
     ``MultiDiscrete``, ``Discrete(3, start=1)`` and 2-D ``Box`` actions."""
@@ -416,6 +464,10 @@ def make_dying_env(
     return DyingEnv(
         deaths=tuple(deaths), max_cycles=max_cycles, jitter=jitter, action_start=action_start
     )
+
+
+def make_spawn_env(n_late: int = 2, spawn_at: int = 2, max_cycles: int = 6) -> SpawnEnv:
+    return SpawnEnv(n_late=n_late, spawn_at=spawn_at, max_cycles=max_cycles)
 
 
 def make_odd_spaces_env(max_cycles: int = 4) -> OddSpacesEnv:
