@@ -19,7 +19,7 @@ import os
 import shutil
 import tempfile
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -493,6 +493,11 @@ def record_dataset(
             while not done:
                 present = env.agent_obs(joint_obs)
                 acts = policy.act(present)
+                if not isinstance(acts, Mapping):
+                    raise TypeError(
+                        f"{_policy_name(policy)}.act() returned a {type(acts).__name__}; it "
+                        f"must return a dict {{agent: action}} for the agents {env.agents}."
+                    )
                 missing = [a for a in env.agents if a not in acts]
                 if missing:
                     raise KeyError(
@@ -635,6 +640,11 @@ def _info_field(infos: dict | None, key: str, did: str, ep_id: int) -> Any:
             f"Dataset {did!r}, episode {ep_id}: infos has no {key!r} entry "
             f"(the convention stores per-agent infos['rewards'] and infos['alive'])."
         )
+    if not isinstance(infos[key], dict):
+        raise DatasetConventionError(
+            f"Dataset {did!r}, episode {ep_id}: infos[{key!r}] is a "
+            f"{type(infos[key]).__name__}, expected a dict {{agent: (T + 1,) array}}."
+        )
     return infos[key]
 
 
@@ -718,8 +728,15 @@ def load_episodes(
                     masks[e, : n + 1, i, : n_acts[i]] = np.asarray(o["action_mask"]).astype(bool)
                 else:
                     masks[e, :, i, : max(n_acts[i], 1)] = True
-            rewards[e, :n, i] = np.asarray(r_info[a])[1 : n + 1]
-            alive[e, : n + 1, i] = np.asarray(a_info[a]).astype(bool)
+            r_a, alive_a = np.asarray(r_info[a]), np.asarray(a_info[a])
+            for key, arr in (("rewards", r_a), ("alive", alive_a)):
+                if arr.shape != (n + 1,):
+                    raise DatasetConventionError(
+                        f"Dataset {did!r}, episode {ep.id}: infos[{key!r}][{a!r}] has shape "
+                        f"{arr.shape}, expected ({n + 1},) (one entry per observation)."
+                    )
+            rewards[e, :n, i] = r_a[1 : n + 1]
+            alive[e, : n + 1, i] = alive_a.astype(bool)
         if "state" in infos:
             st = np.asarray(infos["state"], np.float32).reshape(n + 1, -1)
             if states is None:

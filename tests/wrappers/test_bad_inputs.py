@@ -200,6 +200,25 @@ def test_corrupted_dataset_files_name_the_dataset():
         load_episodes("test/spread/corrupt-v0")
 
 
+def test_per_agent_infos_with_wrong_shapes_are_refused():
+    agents = ["a", "b"]
+    obs, act = _joint_spaces(agents)
+    bufs = _joint_buffers(agents)
+    bufs[1].infos["rewards"]["b"] = np.zeros(3)  # one entry short
+    ds = write_dataset("test/joint/short-v0", bufs, observation_space=obs, action_space=act,
+                       metadata={"multiagent": {"agents": agents}}, show_progress=False)
+    with pytest.raises(DatasetConventionError,
+                       match=r"episode 1: infos\['rewards'\]\['b'\] has shape \(3,\), expected \(4,\)"):
+        load_episodes(ds)
+    bufs = _joint_buffers(agents)
+    for b in bufs:
+        b.infos["alive"] = np.ones(4, bool)
+    ds = write_dataset("test/joint/flat-v0", bufs, observation_space=obs, action_space=act,
+                       metadata={"multiagent": {"agents": agents}}, show_progress=False)
+    with pytest.raises(DatasetConventionError, match=r"infos\['alive'\] is a ndarray, expected a dict"):
+        load_episodes(ds)
+
+
 def test_loading_unknown_or_wrong_things():
     with pytest.raises(FileNotFoundError, match="test/none/here-v0"):
         load_episodes("test/none/here-v0")
@@ -273,6 +292,17 @@ def _assert_nothing_written(root: Path, dataset_id: str) -> None:
     assert not _leftovers(root)
     with pytest.raises(FileNotFoundError):
         load_episodes(dataset_id)
+
+
+def test_policy_returning_a_list(minari_root):
+    class ListPolicy:
+        def act(self, obs):
+            return [0 for _ in obs]
+
+    with pytest.raises(TypeError, match=r"ListPolicy.act\(\) returned a list; it must return a dict"):
+        record_dataset(SPREAD[0], ListPolicy(), 1, "test/spread/list-v0",
+                       env_kwargs=SPREAD[1], ref_min_score=0.0, show_progress=False)
+    _assert_nothing_written(minari_root, "test/spread/list-v0")
 
 
 def test_policy_omitting_an_agent(minari_root):
