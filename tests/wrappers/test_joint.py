@@ -51,6 +51,18 @@ def test_sb3_check_env(env_id, kwargs):
     assert not other, other
 
 
+@pytest.mark.parametrize("env_id, kwargs", CHECKED, ids=lambda x: str(x).split(":")[-1])
+def test_gymnasium_check_env(env_id, kwargs):
+    """Gymnasium's own checker, which also checks that reset(seed) and step are deterministic."""
+    from gymnasium.utils.env_checker import check_env as gym_check_env
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        gym_check_env(JointEnv(env_id, kwargs), skip_render_check=True)
+    other = [str(w.message) for w in caught if "infinity" not in str(w.message)]
+    assert not other, other
+
+
 def test_spaces_keep_possible_agents_order():
     for env_id, kwargs in CHECKED:
         env = JointEnv(env_id, kwargs)
