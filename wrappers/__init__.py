@@ -7,8 +7,11 @@ from wrappers.joint import JOINT_ENV_ID, JointEnv, joint_env_spec, register_join
 from wrappers.minari_io import (
     DatasetConventionError,
     EpisodeBatch,
+    batch_to_buffers,
+    check_convention,
     load_episodes,
     record_dataset,
+    write_dataset,
 )
 from wrappers.policies import RandomPolicy
 from wrappers.registry import families, make_env, register_family
@@ -21,6 +24,8 @@ __all__ = [
     "EpisodeBatch",
     "JointEnv",
     "RandomPolicy",
+    "batch_to_buffers",
+    "check_convention",
     "families",
     "joint_env_spec",
     "load_episodes",
@@ -28,4 +33,5 @@ __all__ = [
     "record_dataset",
     "register_family",
     "register_joint_env",
+    "write_dataset",
 ]
