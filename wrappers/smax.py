@@ -278,6 +278,13 @@ class SMAXParallelEnv(ParallelEnv[str, dict[str, np.ndarray], int]):
                 f"jit_opt_level={jit_opt_level!r}; allowed: None, 0, 1, 2, 3."
             )
         self.jit_opt_level = jit_opt_level
+        self._init_args = dict(
+            smax_kwargs,
+            enemy_shoots=enemy_shoots,
+            attack_mode=attack_mode,
+            illegal_actions=illegal_actions,
+            jit_opt_level=jit_opt_level,
+        )
         self._c = _compiled(scenario, self.smax_kwargs, jit_opt_level)
         c = self._c
         self.possible_agents = [f"ally_{i}" for i in range(c.num_allies)]
@@ -399,6 +406,32 @@ class SMAXParallelEnv(ParallelEnv[str, dict[str, np.ndarray], int]):
     def state(self) -> np.ndarray:
         """SMAX's global ``world_state`` ``(state_dim,)`` after the last reset/step."""
         return self._world_state.copy()
+
+    # -- copies (SuperSuit's vector envs cloudpickle the env) --------------------------
+    def __getstate__(self) -> dict[str, Any]:
+        """Constructor arguments plus the episode in progress, as NumPy arrays; the copy
+        rebuilds its JAX side (reusing this process's compiled functions)."""
+        jax = self._jax
+        return {
+            "scenario": self.scenario,
+            "init_args": self._init_args,
+            "agents": list(self.agents),
+            "key": None if self._key is None else jax.device_get(self._key),
+            "jstate": None if self._jstate is None else jax.device_get(self._jstate),
+            "world_state": self._world_state,
+            "masks": self._masks,
+        }
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["scenario"], **state["init_args"])
+        jnp = self._jax.numpy
+        self.agents = state["agents"]
+        if state["key"] is not None:
+            self._key = jnp.asarray(state["key"])
+        if state["jstate"] is not None:
+            self._jstate = self._jax.tree.map(jnp.asarray, state["jstate"])
+        self._world_state = state["world_state"]
+        self._masks = state["masks"]
 
     def close(self) -> None:
         self.agents = []

@@ -218,3 +218,23 @@ def test_recorded_dataset_round_trips_with_legal_actions_and_deaths():
         obs, rew, *_ = env.step(acts)
         assert batch.team_rewards[0, step] == pytest.approx(np.mean(list(rew.values())))
     assert not env.agents
+
+
+def test_pickled_copy_continues_the_same_episode():
+    import pickle
+
+    env = make_env("smax/3m", **FAST)
+    obs, _ = env.reset(seed=5)
+    policy = RandomPolicy(env, seed=5)
+    obs, *_ = env.step(_act(policy, obs, env))
+    copy = pickle.loads(pickle.dumps(env))
+    assert copy.agents == env.agents and copy._c is env._c  # compiled functions reused
+    actions = _act(policy, obs, env)
+    a = env.step(actions)
+    b = copy.step(actions)
+    for agent in a[0]:
+        np.testing.assert_array_equal(
+            a[0][agent]["observation"], b[0][agent]["observation"]
+        )
+    assert a[1] == b[1] and a[2] == b[2]
+    np.testing.assert_array_equal(env.state(), copy.state())
