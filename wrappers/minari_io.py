@@ -255,14 +255,22 @@ def write_dataset(
     env_spec: gym.envs.registration.EnvSpec | None = None,
     num_episodes: int | None = None,
     show_progress: bool = True,
+    check: bool = True,
 ) -> minari.MinariDataset:
     """Write Minari episodes to a new dataset, atomically.
 
     Everything is written into a hidden temporary folder beside the datasets root and renamed
     into place at the end, so a failure leaves no half-written dataset and an existing
     dataset is never touched.
+
+    With ``check`` (the default) the dataset must follow the multi-agent convention:
+    ``metadata["multiagent"]["agents"]`` names the keys of the ``Dict`` spaces, and every
+    episode is checked (agents, shapes, lengths, per-agent ``rewards``/``alive`` infos)
+    before it is written; the first bad episode raises ``DatasetConventionError`` naming it.
+    ``check=False`` writes any Minari episodes (for tests and foreign data).
     """
     final = _check_new_dataset_id(dataset_id)
+    agents = _check_write_spaces(dataset_id, metadata, observation_space, action_space) if check else None
     root = get_dataset_path()
     tmp = Path(tempfile.mkdtemp(prefix=".partial-", dir=root))
     try:
@@ -279,11 +287,15 @@ def write_dataset(
         meta.update(metadata)
         storage.update_metadata(meta)
         chunk: list[EpisodeBuffer] = []
+        count = 0
         bar = tqdm(
             total=num_episodes, desc=f"writing {dataset_id}", disable=not show_progress,
             leave=False,
         )
         for ep in episodes:
+            if agents is not None:
+                _check_buffer(ep, count, dataset_id, agents, observation_space, action_space)
+            count += 1
             chunk.append(ep)
             if len(chunk) >= 256:
                 storage.update_episodes(chunk)
@@ -293,6 +305,8 @@ def write_dataset(
             storage.update_episodes(chunk)
             bar.update(len(chunk))
         bar.close()
+        if count == 0:
+            raise ValueError(f"write_dataset({dataset_id!r}) got no episodes to write.")
         namespace = parse_dataset_id(dataset_id)[0]
         if namespace is not None and namespace not in list_local_namespaces():
             try:
@@ -314,6 +328,76 @@ def write_dataset(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return minari.load_dataset(dataset_id)
+
+
+def _check_write_spaces(
+    dataset_id: str, metadata: dict[str, Any], observation_space: spaces.Space,
+    action_space: spaces.Space,
+) -> list[str]:
+    """The agent list of a dataset about to be written, or DatasetConventionError."""
+    ma = metadata.get(META_KEY)
+    agents = ma.get("agents") if isinstance(ma, dict) else None
+    if not isinstance(agents, list) or not agents or len(set(agents)) != len(agents):
+        raise DatasetConventionError(
+            f"write_dataset({dataset_id!r}): metadata needs a '{META_KEY}' block with a "
+            f"non-empty list of distinct 'agents', got {ma if ma is None else agents!r} "
+            "(see docs/convention.md; check=False writes anything)."
+        )
+    for name, space in (("observation", observation_space), ("action", action_space)):
+        keys = list(space.spaces) if isinstance(space, spaces.Dict) else None
+        if keys is None or set(keys) != set(agents) or len(keys) != len(agents):
+            raise DatasetConventionError(
+                f"write_dataset({dataset_id!r}): the {name} space must be a Dict over the "
+                f"agents {agents}, got {space}."
+            )
+    return list(agents)
+
+
+def _check_buffer(
+    ep: EpisodeBuffer, index: int, dataset_id: str, agents: list[str],
+    observation_space: spaces.Dict, action_space: spaces.Dict,
+) -> None:
+    """Raise DatasetConventionError naming the first thing wrong with episode ``index``."""
+
+    def fail(what: str) -> None:
+        raise DatasetConventionError(f"write_dataset({dataset_id!r}), episode {index}: {what}.")
+
+    n = len(ep.rewards)
+    if n < 1:
+        fail("it has no steps")
+    for name, arr in (("terminations", ep.terminations), ("truncations", ep.truncations)):
+        if np.shape(arr) != (n,):
+            fail(f"{name} has shape {np.shape(arr)}, expected ({n},) like rewards")
+    for field, tree, space, length in (
+        ("observations", ep.observations, observation_space, n + 1),
+        ("actions", ep.actions, action_space, n),
+    ):
+        if not isinstance(tree, dict) or set(tree) != set(agents):
+            got = sorted(tree) if isinstance(tree, dict) else type(tree).__name__
+            fail(f"{field} must be a dict over the agents {agents}, got {got}")
+        for a in agents:
+            _check_leaf_lengths(tree[a], space[a], length, f"{field}[{a!r}]", fail)
+    infos = ep.infos if isinstance(ep.infos, dict) else {}
+    for key in ("rewards", "alive"):
+        per_agent = infos.get(key)
+        if not isinstance(per_agent, dict) or set(per_agent) != set(agents):
+            fail(f"infos[{key!r}] must be a dict over the agents {agents}")
+        for a in agents:
+            if np.shape(per_agent[a]) != (n + 1,):
+                fail(f"infos[{key!r}][{a!r}] has shape {np.shape(per_agent[a])}, expected ({n + 1},)")
+
+
+def _check_leaf_lengths(tree: Any, space: spaces.Space, length: int, where: str, fail) -> None:
+    if isinstance(space, spaces.Dict):
+        if not isinstance(tree, dict) or set(tree) != set(space.spaces):
+            fail(f"{where} must be a dict with keys {sorted(space.spaces)}")
+        for k, sub in space.spaces.items():
+            _check_leaf_lengths(tree[k], sub, length, f"{where}[{k!r}]", fail)
+        return
+    shape = np.shape(tree)
+    want = (length,) + tuple(space.shape or ())
+    if shape != want:
+        fail(f"{where} has shape {shape}, expected {want} for {space}")
 
 
 def _episode_buffer(

@@ -154,7 +154,7 @@ def test_spaces_that_do_not_match_the_agents_are_refused(meta_agents, match):
     obs, act = _joint_spaces(agents)
     ds = write_dataset("test/joint/mismatch-v0", _joint_buffers(agents), observation_space=obs,
                        action_space=act, metadata={"multiagent": {"agents": meta_agents}},
-                       show_progress=False)
+                       show_progress=False, check=False)
     with pytest.raises(DatasetConventionError, match=match):
         load_episodes(ds)
 
@@ -165,7 +165,7 @@ def test_mixed_dict_and_box_spaces_are_refused():
     bufs = [dataclasses.replace(b, actions=np.zeros(3, np.int64)) for b in _joint_buffers(agents)]
     ds = write_dataset("test/joint/boxact-v0", bufs, observation_space=obs,
                        action_space=spaces.Discrete(3),
-                       metadata={"multiagent": {"agents": agents}}, show_progress=False)
+                       metadata={"multiagent": {"agents": agents}}, show_progress=False, check=False)
     with pytest.raises(DatasetConventionError, match="action space is Discrete"):
         load_episodes(ds)
 
@@ -175,7 +175,7 @@ def test_episodes_without_per_agent_infos_are_refused():
     obs, act = _joint_spaces(agents)
     ds = write_dataset("test/joint/noinfo-v0", _joint_buffers(agents, infos=False),
                        observation_space=obs, action_space=act,
-                       metadata={"multiagent": {"agents": agents}}, show_progress=False)
+                       metadata={"multiagent": {"agents": agents}}, show_progress=False, check=False)
     with pytest.raises(DatasetConventionError, match=r"episode 0: infos has no 'rewards'"):
         load_episodes(ds)
     bufs = _joint_buffers(agents)
@@ -183,7 +183,7 @@ def test_episodes_without_per_agent_infos_are_refused():
         del b.infos["alive"]["b"]
     ds = write_dataset("test/joint/noalive-v0", bufs, observation_space=obs,
                        action_space=act, metadata={"multiagent": {"agents": agents}},
-                       show_progress=False)
+                       show_progress=False, check=False)
     with pytest.raises(DatasetConventionError, match="lack agent 'b'"):
         load_episodes(ds)
 
@@ -206,7 +206,7 @@ def test_per_agent_infos_with_wrong_shapes_are_refused():
     bufs = _joint_buffers(agents)
     bufs[1].infos["rewards"]["b"] = np.zeros(3)  # one entry short
     ds = write_dataset("test/joint/short-v0", bufs, observation_space=obs, action_space=act,
-                       metadata={"multiagent": {"agents": agents}}, show_progress=False)
+                       metadata={"multiagent": {"agents": agents}}, show_progress=False, check=False)
     with pytest.raises(DatasetConventionError,
                        match=r"episode 1: infos\['rewards'\]\['b'\] has shape \(3,\), expected \(4,\)"):
         load_episodes(ds)
@@ -214,9 +214,63 @@ def test_per_agent_infos_with_wrong_shapes_are_refused():
     for b in bufs:
         b.infos["alive"] = np.ones(4, bool)
     ds = write_dataset("test/joint/flat-v0", bufs, observation_space=obs, action_space=act,
-                       metadata={"multiagent": {"agents": agents}}, show_progress=False)
+                       metadata={"multiagent": {"agents": agents}}, show_progress=False, check=False)
     with pytest.raises(DatasetConventionError, match=r"infos\['alive'\] is a ndarray, expected a dict"):
         load_episodes(ds)
+
+
+def _broken_episode(kind: str, agents: list[str]) -> EpisodeBuffer:
+    ep = _joint_buffers(agents, n=1)[0]
+    if kind == "missing agent obs":
+        return dataclasses.replace(ep, observations={"a": ep.observations["a"]})
+    if kind == "short actions":
+        return dataclasses.replace(ep, actions={a: v[:2] for a, v in ep.actions.items()})
+    if kind == "wrong obs width":
+        return dataclasses.replace(ep, observations={a: np.zeros((4, 5), np.float32) for a in agents})
+    if kind == "no alive":
+        return dataclasses.replace(ep, infos={"rewards": ep.infos["rewards"]})
+    if kind == "terminations length":
+        return dataclasses.replace(ep, terminations=np.zeros(2, bool))
+    raise AssertionError(kind)
+
+
+@pytest.mark.parametrize(
+    "kind, match",
+    [
+        ("missing agent obs", r"episode 1: observations must be a dict over the agents \['a', 'b'\], got \['a'\]"),
+        ("short actions", r"episode 1: actions\['a'\] has shape \(2,\), expected \(3,\)"),
+        ("wrong obs width", r"episode 1: observations\['a'\] has shape \(4, 5\), expected \(4, 2\)"),
+        ("no alive", r"episode 1: infos\['alive'\] must be a dict over the agents"),
+        ("terminations length", r"episode 1: terminations has shape \(2,\), expected \(3,\)"),
+    ],
+)
+def test_write_dataset_refuses_broken_episodes_and_leaves_nothing(minari_root, kind, match):
+    agents = ["a", "b"]
+    obs, act = _joint_spaces(agents)
+    bufs = [_joint_buffers(agents, n=1)[0], _broken_episode(kind, agents)]
+    with pytest.raises(DatasetConventionError, match=match):
+        write_dataset("test/joint/broken-v0", bufs, observation_space=obs, action_space=act,
+                      metadata={"multiagent": {"agents": agents}}, show_progress=False)
+    assert not list(minari_root.rglob("*"))
+
+
+@pytest.mark.parametrize(
+    "meta, spaces_for, match",
+    [
+        ({}, ["a", "b"], "needs a 'multiagent' block"),
+        ({"multiagent": {"agents": ["a", "a"]}}, ["a", "b"], "distinct 'agents'"),
+        ({"multiagent": {"agents": ["a", "b", "c"]}}, ["a", "b"], "observation space must be a Dict over the agents"),
+    ],
+)
+def test_write_dataset_refuses_non_convention_metadata(minari_root, meta, spaces_for, match):
+    obs, act = _joint_spaces(spaces_for)
+    with pytest.raises(DatasetConventionError, match=match):
+        write_dataset("test/joint/meta-v0", _joint_buffers(spaces_for), observation_space=obs,
+                      action_space=act, metadata=meta, show_progress=False)
+    with pytest.raises(ValueError, match="no episodes to write"):
+        write_dataset("test/joint/empty-v0", [], observation_space=obs, action_space=act,
+                      metadata={"multiagent": {"agents": spaces_for}}, show_progress=False)
+    assert not list(minari_root.rglob("*"))
 
 
 def test_loading_unknown_or_wrong_things():

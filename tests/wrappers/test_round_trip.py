@@ -16,6 +16,7 @@ from pathlib import Path
 import minari
 import numpy as np
 import pytest
+from minari.data_collector.episode_buffer import EpisodeBuffer
 
 from tests.wrappers.replay import LoggingPolicy, replay
 from wrappers import load_episodes, make_env, record_dataset
@@ -170,6 +171,16 @@ def test_batch_to_buffers_write_dataset_round_trip(name):
     assert again.agents == batch.agents and again.obs_dims == batch.obs_dims
     assert again.ref_min_score == batch.ref_min_score
     assert again.metadata["source"] == dataset_id
+    # raw Minari episodes pass write_dataset's checks too (EAQ copies real episodes so)
+    raw = write_dataset(
+        f"test/{name}/raw-v0",
+        (EpisodeBuffer(observations=ep.observations, actions=ep.actions, rewards=ep.rewards,
+                       terminations=ep.terminations, truncations=ep.truncations,
+                       infos=ep.infos) for ep in src.iterate_episodes()),
+        observation_space=src.observation_space, action_space=src.action_space,
+        metadata=meta, show_progress=False,
+    )
+    np.testing.assert_array_equal(load_episodes(raw).obs, batch.obs)
     # the Minari-level observations (including int8 masks) are identical too
     for ep_a, ep_b in zip(src.iterate_episodes(), copy.iterate_episodes()):
         assert _same(ep_a.observations, ep_b.observations)
