@@ -161,12 +161,17 @@ class EpisodeBatch:
         return self.actions[:, :, i, : self.act_dims[i]]
 
     def onehot_actions(self) -> np.ndarray:
-        """``(E, T, A, max(n_actions))`` one-hot discrete actions (zeros where not acted)."""
+        """``(E, T, A, max(n_actions))`` one-hot discrete actions (zeros where not acted).
+
+        Column ``j`` is action ``start + j`` of a ``Discrete(n, start)`` agent.
+        """
         n = max(self.n_actions) if any(self.n_actions) else 0
         out = np.zeros(self.actions.shape[:3] + (n,), dtype=np.float32)
         for i, k in enumerate(self.n_actions):
             if k:
-                idx = self.actions[:, :, i, 0].astype(np.int64)
+                start = int(self.action_spaces[self.agents[i]].start)
+                idx = self.actions[:, :, i, 0].astype(np.int64) - start
+                idx = np.where(self.acted[:, :, i], idx, 0)
                 np.put_along_axis(out[:, :, i], idx[..., None], 1.0, axis=-1)
                 out[:, :, i] *= self.acted[:, :, i, None]
         return out

@@ -67,6 +67,20 @@ def test_select_onehot_returns_and_max_episodes():
     np.testing.assert_allclose(rtg[e, t - 1], b.team_rewards[e, t - 1] + 0.5 * b.team_rewards[e, t], rtol=1e-6)
 
 
+def test_onehot_with_discrete_start():
+    env_id = f"{TOY}:make_dying_env"
+    kwargs = {"deaths": [2, 3, 4], "jitter": 3, "max_cycles": 20, "action_start": 1}
+    ds = record_dataset(env_id, LoggingPolicy(make_env(env_id, **kwargs), seed=1), 3,
+                        "test/dying/start-v0", env_kwargs=kwargs, ref_min_score=0.0,
+                        show_progress=False)
+    b = load_episodes(ds)
+    oh = b.onehot_actions()
+    for i in (0, 2):  # Discrete(3, start=1) agents
+        acted = b.acted[..., i]
+        np.testing.assert_array_equal(oh[..., i, :].sum(-1), acted)
+        np.testing.assert_array_equal(oh[..., i, :].argmax(-1)[acted] + 1, b.actions[..., i, 0][acted])
+
+
 def test_info_keys_are_recorded_per_step():
     ds = _dying("test/dying/info-v0", n=2, info_keys=("hits",))
     b = load_episodes(ds)
