@@ -60,6 +60,7 @@ def test_mpe2_kwargs_reach_the_env():
     "factory, kwargs",
     [
         ("make_hetero_env", {}),
+        ("make_hetero_env", {"mask_worker": True}),
         ("make_masked_env", {"n_agents": 3}),
         ("make_dying_env", {}),
         ("make_dying_env", {"deaths": [1, 3, 2], "max_cycles": 9}),

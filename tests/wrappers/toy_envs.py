@@ -56,18 +56,25 @@ class HeteroEnv(_ToyBase):
 
     ``scout`` (obs 3, Discrete(3)), ``worker`` (obs 5, Discrete(5)), ``pilot`` (obs 4,
     Box(-1, 1, (2,))). Each agent has a hidden float state; its action nudges it; the reward
-    is minus the distance of its state from a target drawn at reset.
+    is minus the distance of its state from a target drawn at reset. With
+    ``mask_worker=True`` only ``worker`` observes ``{"observation", "action_mask"}`` (action
+    ``t % 5`` forbidden at step ``t``; illegal actions raise): masked and unmasked agents mixed.
     """
 
     metadata = {"render_modes": [], "name": "hetero_v0", "is_parallelizable": True}
 
-    def __init__(self, max_cycles: int = 8) -> None:
+    def __init__(self, max_cycles: int = 8, mask_worker: bool = False) -> None:
         super().__init__(max_cycles)
         self.possible_agents = ["scout", "worker", "pilot"]
+        self.mask_worker = mask_worker
         self._dims = {"scout": 3, "worker": 5, "pilot": 4}
-        self._obs_spaces = {
+        self._obs_spaces: dict[str, spaces.Space] = {
             a: spaces.Box(-np.inf, np.inf, (d,), np.float32) for a, d in self._dims.items()
         }
+        if mask_worker:
+            self._obs_spaces["worker"] = spaces.Dict(
+                {"observation": self._obs_spaces["worker"], "action_mask": spaces.MultiBinary(5)}
+            )
         self._act_spaces = {
             "scout": spaces.Discrete(3),
             "worker": spaces.Discrete(5),
@@ -75,12 +82,20 @@ class HeteroEnv(_ToyBase):
         }
         self.state_space = spaces.Box(-np.inf, np.inf, (6,), np.float32)
 
-    def _obs(self, agent: str) -> np.ndarray:
+    def _worker_mask(self) -> np.ndarray:
+        m = np.ones(5, np.int8)
+        m[self.t % 5] = 0
+        return m
+
+    def _obs(self, agent: str) -> Any:
         i = self.possible_agents.index(agent)
         d = self._dims[agent]
         base = np.array([self.pos[i], self.target[i], self.t / self.max_cycles], np.float32)
         extra = np.arange(d - 3, dtype=np.float32) * self.pos[i]
-        return np.concatenate([base, extra]).astype(np.float32)
+        o = np.concatenate([base, extra]).astype(np.float32)
+        if agent == "worker" and self.mask_worker:
+            return {"observation": o, "action_mask": self._worker_mask()}
+        return o
 
     def state(self) -> np.ndarray:
         return np.concatenate([self.pos, self.target]).astype(np.float32)
@@ -94,6 +109,8 @@ class HeteroEnv(_ToyBase):
         return {a: self._obs(a) for a in self.agents}, {a: {} for a in self.agents}
 
     def step(self, actions: dict[str, Any]):
+        if self.mask_worker and not self._worker_mask()[int(actions["worker"])]:
+            raise ValueError(f"worker took illegal action {actions['worker']} at step {self.t}.")
         deltas = {
             "scout": (int(actions["scout"]) - 1) * 0.2,
             "worker": (int(actions["worker"]) - 2) * 0.1,
@@ -442,8 +459,8 @@ class ChasePolicy:
         return out
 
 
-def make_hetero_env(max_cycles: int = 8) -> HeteroEnv:
-    return HeteroEnv(max_cycles=max_cycles)
+def make_hetero_env(max_cycles: int = 8, mask_worker: bool = False) -> HeteroEnv:
+    return HeteroEnv(max_cycles=max_cycles, mask_worker=mask_worker)
 
 
 def make_masked_env(
