@@ -332,3 +332,23 @@ def test_deterministic_behaviour_policy_is_reproducible_from_the_data():
                          "test/chase/random-v0", env_kwargs={"n_agents": 3},
                          ref_min_score=-20.0, show_progress=False)
     assert b.returns.mean() > load_episodes(rnd).returns.mean() + 2.0
+
+
+def test_same_seed_same_dataset():
+    env_id, kwargs = "mpe2/simple_spread_v3", {"N": 2, "max_cycles": 5}
+
+    def rec(dataset_id, seed):
+        env = make_env(env_id, **kwargs)
+        from wrappers import RandomPolicy
+
+        return load_episodes(record_dataset(
+            env_id, RandomPolicy(env, seed=seed), 2, dataset_id, env_kwargs=kwargs, seed=seed,
+            num_ref_episodes=2, show_progress=False))
+
+    a, b, c = rec("test/seed/a-v0", 3), rec("test/seed/b-v0", 3), rec("test/seed/c-v0", 4)
+    for field in ARRAY_FIELDS:
+        x, y = getattr(a, field), getattr(b, field)
+        if x is not None:
+            np.testing.assert_array_equal(x, y, err_msg=field)
+    assert a.ref_min_score == b.ref_min_score != c.ref_min_score
+    assert not np.array_equal(a.obs, c.obs)
