@@ -46,9 +46,14 @@ class JointEnv(gym.Env):
         env_kwargs: keyword arguments for ``make_env``.
         env: an already built ``ParallelEnv`` (then ``env_id`` is only a label).
         info_keys: scalar info keys to copy from the agents' infos into ``info``.
+        render_mode: passed to the env factory (``make_env(env_id, render_mode=...)``) when
+            given, so ``gymnasium.make(..., render_mode="rgb_array")`` and Minari's
+            ``recover_environment(render_mode=...)`` work; ``render()`` forwards to the env.
     """
 
-    metadata = {"render_modes": []}
+    # gymnasium.make checks render_mode against the class metadata before building the env;
+    # each instance then lists what its PettingZoo env really supports.
+    metadata = {"render_modes": ["human", "rgb_array", "ansi"]}
 
     def __init__(
         self,
@@ -57,11 +62,25 @@ class JointEnv(gym.Env):
         *,
         env: ParallelEnv | None = None,
         info_keys: Sequence[str] = (),
+        render_mode: str | None = None,
     ) -> None:
         if env is None:
             if env_id is None:
                 raise ValueError("JointEnv needs env_id (with env_kwargs) or env=.")
-            env = make_env(env_id, **(env_kwargs or {}))
+            build_kwargs = dict(env_kwargs or {})
+            if render_mode is not None:
+                build_kwargs["render_mode"] = render_mode
+            env = make_env(env_id, **build_kwargs)
+        self.render_mode = render_mode if render_mode is not None else getattr(
+            env, "render_mode", None
+        )
+        env_meta = getattr(env, "metadata", None) or {}
+        self.metadata = {
+            **type(self).metadata,
+            "render_modes": list(env_meta.get("render_modes", [])),
+        }
+        if "render_fps" in env_meta:
+            self.metadata["render_fps"] = env_meta["render_fps"]
         self.env_id = env_id
         self.env_kwargs = dict(env_kwargs or {})
         self.parallel_env = env
@@ -141,6 +160,9 @@ class JointEnv(gym.Env):
 
     def state(self) -> np.ndarray:
         return np.asarray(self.parallel_env.state(), dtype=np.float32)
+
+    def render(self) -> Any:
+        return self.parallel_env.render()
 
     def close(self) -> None:
         self.parallel_env.close()

@@ -567,91 +567,95 @@ def record_dataset(
             "to rebuild its env (recover_environment). Pass a make_env id to allow it.",
             stacklevel=2,
         )
-    agents = env.possible_agents
-    act_spaces = env.action_space.spaces
-    zero_act = {a: zero_like(s) for a, s in act_spaces.items()}
+    try:
+        agents = env.possible_agents
+        act_spaces = env.action_space.spaces
+        zero_act = {a: zero_like(s) for a, s in act_spaces.items()}
 
-    def episodes() -> Iterable[EpisodeBuffer]:
-        bar = tqdm(range(num_episodes), desc=f"recording {dataset_id}", disable=not show_progress)
-        for ep in bar:
-            joint_obs, info = env.reset(seed=seed + ep)
-            if hasattr(policy, "reset"):
-                policy.reset()
-            obs_l, act_l, rew_l, term_l, trunc_l, info_l = [joint_obs], [], [], [], [], [info]
-            done = False
-            while not done:
-                present = env.agent_obs(joint_obs)
-                acts = policy.act(present)
-                if not isinstance(acts, Mapping):
-                    raise TypeError(
-                        f"{_policy_name(policy)}.act() returned a {type(acts).__name__}; it "
-                        f"must return a dict {{agent: action}} for the agents {env.agents}."
-                    )
-                missing = [a for a in env.agents if a not in acts]
-                if missing:
-                    raise KeyError(
-                        f"{_policy_name(policy)}.act() returned no action for agent(s) {missing}."
-                    )
-                stored = {
-                    a: _action_value(act_spaces[a], acts[a], a, policy)
-                    if a in present
-                    else zero_act[a]
-                    for a in agents
-                }
-                joint_obs, r, term, trunc, info = env.step(acts)
-                act_l.append(stored)
-                obs_l.append(joint_obs)
-                rew_l.append(r)
-                term_l.append(term)
-                trunc_l.append(trunc)
-                info_l.append(info)
-                done = term or trunc
-            yield _episode_buffer(obs_l, act_l, rew_l, term_l, trunc_l, info_l, seed + ep)
+        def episodes() -> Iterable[EpisodeBuffer]:
+            bar = tqdm(range(num_episodes), desc=f"recording {dataset_id}", disable=not show_progress)
+            for ep in bar:
+                joint_obs, info = env.reset(seed=seed + ep)
+                if hasattr(policy, "reset"):
+                    policy.reset()
+                obs_l, act_l, rew_l, term_l, trunc_l, info_l = [joint_obs], [], [], [], [], [info]
+                done = False
+                while not done:
+                    present = env.agent_obs(joint_obs)
+                    acts = policy.act(present)
+                    if not isinstance(acts, Mapping):
+                        raise TypeError(
+                            f"{_policy_name(policy)}.act() returned a {type(acts).__name__}; it "
+                            f"must return a dict {{agent: action}} for the agents {env.agents}."
+                        )
+                    missing = [a for a in env.agents if a not in acts]
+                    if missing:
+                        raise KeyError(
+                            f"{_policy_name(policy)}.act() returned no action for agent(s) {missing}."
+                        )
+                    stored = {
+                        a: _action_value(act_spaces[a], acts[a], a, policy)
+                        if a in present
+                        else zero_act[a]
+                        for a in agents
+                    }
+                    joint_obs, r, term, trunc, info = env.step(acts)
+                    act_l.append(stored)
+                    obs_l.append(joint_obs)
+                    rew_l.append(r)
+                    term_l.append(term)
+                    trunc_l.append(trunc)
+                    info_l.append(info)
+                    done = term or trunc
+                yield _episode_buffer(obs_l, act_l, rew_l, term_l, trunc_l, info_l, seed + ep)
 
-    if ref_min_score is None:
-        ref_env = JointEnv(env=env.parallel_env, info_keys=info_keys)
-        ref_min_score = float(
-            rollout_returns(ref_env, RandomPolicy(env.parallel_env, seed=seed), num_ref_episodes, seed=10_000 + seed).mean()
+        if ref_min_score is None:
+            ref_env = JointEnv(env=env.parallel_env, info_keys=info_keys)
+            ref_min_score = float(
+                rollout_returns(ref_env, RandomPolicy(env.parallel_env, seed=seed), num_ref_episodes, seed=10_000 + seed).mean()
+            )
+        if ref_max_score is None and expert_policy is not None:
+            ref_max_score = float(
+                rollout_returns(env, expert_policy, num_ref_episodes, seed=20_000 + seed).mean()
+            )
+        ma_meta: dict[str, Any] = {
+            "convention": CONVENTION,
+            "env_id": env_id,
+            "env_kwargs": dict(env_kwargs or {}),
+            "agents": list(agents),
+            "behaviour_policy": behaviour_policy or _policy_name(policy),
+            "team_reward": "mean over the agents present at the step",
+            "has_state": env.has_state,
+            "info_keys": list(info_keys),
+            "seed": seed,
+        }
+        ma_meta.update(extra_metadata or {})
+        metadata: dict[str, Any] = {
+            META_KEY: ma_meta,
+            "algorithm_name": behaviour_policy or _policy_name(policy),
+            "author": {author},
+            "description": description
+            or f"{num_episodes} episodes of {ma_meta['behaviour_policy']} on {env_id}.",
+            "ref_min_score": ref_min_score,
+            "num_episodes_average_score": num_ref_episodes,
+        }
+        if ref_max_score is not None:
+            metadata["ref_max_score"] = float(ref_max_score)
+        if env_spec is not None:
+            metadata["eval_env_spec"] = env_spec.to_json()
+        return write_dataset(
+            dataset_id,
+            episodes(),
+            observation_space=env.observation_space,
+            action_space=env.action_space,
+            metadata=metadata,
+            env_spec=env_spec,
+            num_episodes=num_episodes,
+            show_progress=False,
         )
-    if ref_max_score is None and expert_policy is not None:
-        ref_max_score = float(
-            rollout_returns(env, expert_policy, num_ref_episodes, seed=20_000 + seed).mean()
-        )
-    ma_meta: dict[str, Any] = {
-        "convention": CONVENTION,
-        "env_id": env_id,
-        "env_kwargs": dict(env_kwargs or {}),
-        "agents": list(agents),
-        "behaviour_policy": behaviour_policy or _policy_name(policy),
-        "team_reward": "mean over the agents present at the step",
-        "has_state": env.has_state,
-        "info_keys": list(info_keys),
-        "seed": seed,
-    }
-    ma_meta.update(extra_metadata or {})
-    metadata: dict[str, Any] = {
-        META_KEY: ma_meta,
-        "algorithm_name": behaviour_policy or _policy_name(policy),
-        "author": {author},
-        "description": description
-        or f"{num_episodes} episodes of {ma_meta['behaviour_policy']} on {env_id}.",
-        "ref_min_score": ref_min_score,
-        "num_episodes_average_score": num_ref_episodes,
-    }
-    if ref_max_score is not None:
-        metadata["ref_max_score"] = float(ref_max_score)
-    if env_spec is not None:
-        metadata["eval_env_spec"] = env_spec.to_json()
-    return write_dataset(
-        dataset_id,
-        episodes(),
-        observation_space=env.observation_space,
-        action_space=env.action_space,
-        metadata=metadata,
-        env_spec=env_spec,
-        num_episodes=num_episodes,
-        show_progress=False,
-    )
+    finally:
+        if env_id is not None:  # built here: release it (renderers, sockets)
+            env.close()
 
 
 # ---------------------------------------------------------------------------------------

@@ -180,3 +180,15 @@ def test_env_object_and_bad_construction():
         JointEnv()
     with pytest.raises(ValueError, match="Unknown env id"):
         JointEnv("nope/nope")
+
+
+def test_render_mode_reaches_the_env():
+    env = gym.make(JOINT_ENV_ID, env_id="mpe2/simple_spread_v3", env_kwargs={"max_cycles": 3},
+                   render_mode="rgb_array")
+    env.reset(seed=0)
+    frame = np.asarray(env.render())
+    assert frame.ndim == 3 and frame.shape[-1] == 3
+    assert env.unwrapped.render_mode == "rgb_array" and env.unwrapped.env_kwargs == {"max_cycles": 3}
+    assert "rgb_array" in env.unwrapped.metadata["render_modes"]
+    assert JointEnv(f"{TOY}:make_hetero_env").render_mode is None
+    env.close()

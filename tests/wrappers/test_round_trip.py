@@ -242,6 +242,11 @@ def test_recover_environment_and_metadata():
         for i, a in enumerate(ma["agents"]):
             np.testing.assert_array_equal(first[i, : obs[a].shape[0]], obs[a])
         env.close()
+    mpe_id, _ = _record("spread-discrete")
+    env = minari.load_dataset(mpe_id).recover_environment(render_mode="rgb_array")
+    env.reset(seed=0)
+    assert np.asarray(env.render()).ndim == 3
+    env.close()
 
 
 def test_ref_scores_measured_and_normalize():
