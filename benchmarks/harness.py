@@ -328,7 +328,9 @@ def execute_run(payload: dict[str, Any]) -> dict[str, Any]:
     from benchmarks.algorithms import ALGORITHMS, TrainContext
 
     run = payload["run"]
-    spec = ALGORITHMS[run["algorithm"]]
+    # the spec travels with the payload, so plug-ins registered in the parent process work
+    # in spawned or Ray workers too
+    spec = payload.get("spec") or ALGORITHMS[run["algorithm"]]
     cfg = spec.make_config(run["algorithm_options"])
     torch = None
     try:
@@ -423,6 +425,7 @@ def run_benchmark(
 ) -> BenchmarkOutcome:
     """Run (or resume) every run of ``config`` (a :class:`benchmarks.config.GridConfig`)."""
     from benchmarks import report
+    from benchmarks.algorithms import ALGORITHMS
     from benchmarks.executors import execute
 
     log = log or (lambda _msg: None)
@@ -462,6 +465,7 @@ def run_benchmark(
         pending.append({
             "key": r.key,
             "run": r.to_dict(),
+            "spec": ALGORITHMS[r.algorithm],
             "train_dataset": train_ids[(r.dataset, r.transform)],
             "dataset_info": infos[r.dataset],
             "minari_root": minari_root,

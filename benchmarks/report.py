@@ -239,7 +239,8 @@ def marl_eval_json(results: list[dict[str, Any]]) -> dict[str, Any]:
             metrics["normalized_return"] = r["normalized"]
         if r["wins"] is not None:
             metrics["win_rate"] = r["wins"]
-        steps = int(r.get("algorithm_config", {}).get("steps", 0) or 0)
+        cfg = r.get("algorithm_config") or {}
+        steps = int(cfg.get("steps") or (cfg.get("config") or {}).get("n_steps") or 0)
         out.setdefault(env_name, {}).setdefault(task_label(r), {}).setdefault(
             r["entry"], {}
         )[f"run_{run['seed']}"] = {

@@ -63,11 +63,18 @@ def _interval(
     score_dict: Mapping[str, np.ndarray], func, reps: int, seed: int
 ) -> dict[str, Estimate]:
     mats = {k: _as_matrix(v) for k, v in score_dict.items()}
-    with warnings.catch_warnings():  # arch: "random_state is deprecated" (rliable passes it)
-        warnings.simplefilter("ignore", FutureWarning)
-        points, cis = rly.get_interval_estimates(
-            mats, func, reps=reps, random_state=np.random.RandomState(seed)
-        )
+    # rliable 1.2's StratifiedBootstrap draws its indices from the *global* numpy RNG
+    # (np.random.choice) whatever random_state says: seed it here and restore it after.
+    saved = np.random.get_state()
+    try:
+        np.random.seed(seed)
+        with warnings.catch_warnings():  # arch: "random_state is deprecated"
+            warnings.simplefilter("ignore", FutureWarning)
+            points, cis = rly.get_interval_estimates(
+                mats, func, reps=reps, random_state=np.random.RandomState(seed)
+            )
+    finally:
+        np.random.set_state(saved)
     out = {}
     for k in mats:
         p, ci = np.atleast_1d(points[k]), np.asarray(cis[k]).reshape(2, -1)

@@ -16,9 +16,9 @@ from benchmarks.algorithms.options import MADiffAdapterConfig
 # mode keys per variant: MADiff-D (decentralized execution, attention across agents),
 # MADiff-C (centralized control of all agents), independent diffusers (no attention).
 VARIANTS: dict[str, dict[str, Any]] = {
-    "madiff_d": {"centralized": False, "attention": True},
-    "madiff_c": {"centralized": True, "attention": True},
-    "independent_diffuser": {"centralized": False, "attention": False},
+    "madiff_d": {"mode": "decentralized", "agent_attention": True},
+    "madiff_c": {"mode": "centralized", "agent_attention": True},
+    "independent_diffuser": {"mode": "decentralized", "agent_attention": False},
 }
 
 
@@ -56,7 +56,9 @@ def make_madiff_config(variant: str, options: MADiffAdapterConfig, seed: int) ->
 def _train(variant: str, ctx: TrainContext) -> Any:
     _, MADiffPolicy = _madiff()
     cfg = make_madiff_config(variant, ctx.config, ctx.seed)
-    return MADiffPolicy.train(ctx.dataset(), cfg)
+    return MADiffPolicy.train(
+        ctx.dataset_id, cfg, seed=ctx.seed, show_progress=ctx.show_progress
+    )
 
 
 def train_madiff_d(ctx: TrainContext) -> Any:

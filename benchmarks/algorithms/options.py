@@ -84,10 +84,31 @@ class MADiffAdapterConfig:
 
     Attributes:
         config: keyword arguments for ``diffusion_agents.MADiffConfig`` (e.g.
-            ``{n_steps = 2000, horizon = 8}``); the mode keys are set by the adapter.
+            ``{n_steps = 2000, horizon = 8}``); ``mode`` and ``agent_attention`` are set by
+            the variant (MADiff-D, MADiff-C, independent diffusers), ``seed`` by the run.
     """
 
     config: dict = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        _check_fields("diffusion_agents.madiff", "MADiffConfig", self.config)
+
+
+def _check_fields(module: str, cls_name: str, options: dict) -> None:
+    """Build ``cls_name(**options)`` when its module imports, so bad keys fail validation."""
+    if not isinstance(options, dict):
+        raise ValueError(f"config must be a table of {cls_name} fields, got {options!r}")
+    try:
+        import importlib
+
+        cls = getattr(importlib.import_module(module), cls_name)
+    except (ImportError, AttributeError):
+        return  # the plug-in itself reports the missing module
+    fields = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(options) - fields)
+    if unknown:
+        raise ValueError(f"{cls_name} has no field(s) {unknown}; fields: {sorted(fields)}")
+    cls(**options)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -97,8 +118,8 @@ class EAQTransformConfig:
     Attributes:
         config: keyword arguments for ``diffusion_agents.eaq.EAQConfig`` (``q_weight`` is
             set to 0 by ``eaq_noq``).
-        augment: further keyword arguments for ``eaq.augment`` (e.g. the number of
-            synthetic episodes).
+        augment: further keyword arguments for ``eaq.augment``: ``num_episodes`` or
+            ``ratio`` (synthetic episodes), ``n_steps``, ``synthetic_only``.
         seed: the transform's seed; the augmented dataset is built once per (dataset,
             transform) and shared by every learner and seed that trains on it.
     """
@@ -106,3 +127,10 @@ class EAQTransformConfig:
     config: dict = dataclasses.field(default_factory=dict)
     augment: dict = dataclasses.field(default_factory=dict)
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        _check_fields("diffusion_agents.eaq", "EAQConfig", self.config)
+        allowed = {"num_episodes", "ratio", "n_steps", "synthetic_only"}
+        unknown = sorted(set(self.augment) - allowed)
+        if unknown:
+            raise ValueError(f"augment has unknown key(s) {unknown}; allowed: {sorted(allowed)}")

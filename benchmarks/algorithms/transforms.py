@@ -20,17 +20,16 @@ def _eaq():
 def _apply(ctx: TransformContext, q_weight: float | None) -> Any:
     eaq, EAQConfig = _eaq()
     kwargs = dict(ctx.config.config)
-    if q_weight is not None:
-        kwargs["q_weight"] = q_weight
     fields = {f.name for f in dataclasses.fields(EAQConfig)}
-    if "seed" in fields:
-        kwargs.setdefault("seed", ctx.config.seed)
     unknown = sorted(set(kwargs) - fields)
     if unknown:
         raise ValueError(f"EAQConfig has no field(s) {unknown}; fields: {sorted(fields)}.")
+    extra = dict(ctx.config.augment)
+    if q_weight is not None:
+        extra["q_weight"] = q_weight
     return eaq.augment(
-        ctx.source_id, config=EAQConfig(**kwargs), dataset_id=ctx.output_id,
-        **dict(ctx.config.augment),
+        ctx.source_id, config=EAQConfig(**kwargs), new_dataset_id=ctx.output_id,
+        seed=ctx.seed, show_progress=ctx.show_progress, **extra,
     )
 
 

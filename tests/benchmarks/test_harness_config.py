@@ -1,0 +1,94 @@
+"""Bad configs fail before any run starts, naming the offending entry."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from benchmarks import harness
+from benchmarks.config import ConfigError, load_config, parse_config
+from tests.benchmarks import harness_helpers as hh
+
+
+@pytest.fixture
+def dataset():
+    hh.make_dataset()
+
+
+def test_valid_grid_expands_to_runs(dataset):
+    cfg = parse_config(hh.grid_toml(["random", "bc", "sleepy"], seeds=[0, 1, 2]))
+    runs = cfg.runs()
+    assert len(runs) == 9
+    assert {r.entry for r in runs} == {"random", "bc", "sleepy"}
+    assert len({r.key for r in runs}) == 9
+    # changing an option changes the key of that algorithm's runs only
+    other = parse_config(hh.grid_toml(["random", "bc"], seeds=[0]).replace("steps = 20", "steps = 21"))
+    keys = {r.entry: r.key for r in other.runs()}
+    base = {r.entry: r.key for r in cfg.runs() if r.seed == 0}
+    assert keys["random"] == base["random"] and keys["bc"] != base["bc"]
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        (lambda t: t.replace('name = "tiny"', 'name = "tiny'), "malformed TOML"),
+        (lambda t: t.replace("mpe2/simple_spread_v3", "mpe2/no_such_env_v0"),
+         "tasks[0].env 'mpe2/no_such_env_v0'"),
+        (lambda t: t.replace('"random", "bc"', '"random", "nope"'),
+         "tasks[0].algorithms[1] 'nope': unknown algorithm 'nope'"),
+        (lambda t: t.replace('"bc"]', '"bc+nope"]'),
+         "tasks[0].algorithms[1] 'bc+nope': unknown transform 'nope'"),
+        (lambda t: t.replace('"random", "bc"', '"random+eaq", "bc"'),
+         "tasks[0].algorithms[0] 'random+eaq'"),
+        (lambda t: t.replace("tiny-v0", "missing-v0"),
+         "tasks[0].datasets[0] 'mpe2/simple_spread/missing-v0': no such local dataset"),
+        (lambda t: t.replace("tiny-v0", "bad id"), "tasks[0].datasets[0] 'mpe2/simple_spread/bad id'"),
+        (lambda t: t.replace("steps = 20\nbatch_size = 32\nhidden = 16\n\n[algorithm_options.iql",
+                             "stepz = 20\n\n[algorithm_options.iql"),
+         "[algorithm_options.bc]: unknown option(s) ['stepz']"),
+        (lambda t: t.replace("[algorithm_options.bc]", "[algorithm_options.nope]"),
+         "[algorithm_options.nope]: unknown algorithm 'nope'"),
+        (lambda t: t.replace("seeds = [0, 1]", "seeds = [0, 0]"), "seeds = [0, 0]"),
+        (lambda t: t.replace("eval_episodes = 2", "eval_episodez = 2"), "unknown key(s) ['eval_episodez']"),
+        (lambda t: t.replace("max_cycles = 5 }", "max_cycles = 5, continuous_actions = true }")
+         .replace('"random", "bc"', '"random", "iql_cql"'),
+         "tasks[0].algorithms[1] 'iql_cql': 'iql_cql' needs Discrete actions"),
+    ],
+)
+def test_bad_config_names_the_entry(dataset, tmp_path, edit, expected, capsys):
+    text = edit(hh.grid_toml(["random", "bc"]))
+    with pytest.raises(ConfigError) as info:
+        parse_config(text)
+    assert expected in str(info.value)
+    # through the CLI: exit code 2, the same message, and nothing was run or written
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    parser = argparse.ArgumentParser()
+    harness.add_arguments(parser)
+    out = tmp_path / "out"
+    assert harness.run(parser.parse_args([str(path), "--out", str(out), "--quiet"])) == 2
+    assert expected in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_unavailable_plugin_is_refused_before_running(dataset):
+    from benchmarks.algorithms import ALGORITHMS, PluginSpec, register_algorithm
+
+    register_algorithm(PluginSpec(name="needs_missing", target="no_such_pkg.mod:train"))
+    try:
+        with pytest.raises(ConfigError, match=r"'needs_missing' is not available \(no_such_pkg"):
+            parse_config(hh.grid_toml(["random", "needs_missing"]))
+    finally:
+        ALGORITHMS.pop("needs_missing")
+
+
+def test_builtin_configs_parse():
+    for name in ("quick", "full"):
+        cfg = load_config(name, check_datasets=False)
+        assert cfg.runs()
+
+
+def test_missing_config_file():
+    with pytest.raises(ConfigError, match="No config file"):
+        load_config("/nonexistent/grid.toml")

@@ -1,0 +1,89 @@
+"""benchmarks.stats against hand-computed values."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from rliable import library as rly
+from rliable import metrics
+
+from benchmarks import stats
+
+
+def test_iqm_hand_computed():
+    # middle 50 % of 1..8 is 3, 4, 5, 6
+    assert stats.iqm(np.arange(1, 9)) == pytest.approx(4.5)
+    # (runs, tasks) matrix: all 8 entries pooled; outliers trimmed
+    x = np.array([[1.0, 100.0], [2.0, 3.0], [4.0, 5.0], [6.0, -50.0]])
+    assert stats.iqm(x) == pytest.approx(np.mean([2.0, 3.0, 4.0, 5.0]))
+    assert stats.mean(x) == pytest.approx(x.mean())
+
+
+def test_two_point_bootstrap_interval():
+    # bootstrap means of {0, 1} (2 seeds) are 0, 0.5, 1 with probabilities 1/4, 1/2, 1/4,
+    # so the 95 % percentile interval is exactly [0, 1]
+    est = stats.per_task_estimates(np.array([0.0, 1.0]), reps=2000, seed=0)
+    assert est["mean"].value == pytest.approx(0.5)
+    assert (est["mean"].low, est["mean"].high) == (0.0, 1.0)
+
+
+def test_constant_scores_have_zero_width_interval():
+    est = stats.per_task_estimates(np.array([3.0, 3.0, 3.0]), reps=500)
+    for k in ("mean", "iqm"):
+        assert (est[k].value, est[k].low, est[k].high) == (3.0, 3.0, 3.0)
+
+
+def test_mean_interval_matches_normal_theory_and_is_seeded():
+    x = np.random.default_rng(0).normal(10.0, 2.0, 400)
+    est = stats.per_task_estimates(x, reps=2000, seed=0)["mean"]
+    half = 1.96 * x.std(ddof=1) / np.sqrt(len(x))  # 0.196 for sigma = 2, n = 400
+    assert est.value == pytest.approx(x.mean())
+    assert est.low == pytest.approx(x.mean() - half, abs=0.03)
+    assert est.high == pytest.approx(x.mean() + half, abs=0.03)
+    np.random.seed(123)
+    before = np.random.get_state()[1].copy()
+    again = stats.per_task_estimates(x, reps=2000, seed=0)["mean"]
+    assert (again.low, again.high) == (est.low, est.high)
+    assert (np.random.get_state()[1] == before).all()  # the global RNG is left as it was
+
+
+def test_stratified_bootstrap_resamples_within_tasks():
+    # task 0 is constant per run, task 1 varies: the aggregate interval must be narrower
+    # than if the tasks' scores were pooled across tasks (stratification by task).
+    x = np.array([[0.0, 10.0], [0.0, 12.0], [0.0, 14.0], [0.0, 16.0]])
+    agg = stats.aggregate_estimates({"a": x}, reps=2000, seed=1)["a"]["mean"]
+    assert agg.value == pytest.approx(6.5)
+    # means of task 1 lie in [10, 16]; averaged with 0: [5, 8]
+    assert 5.0 <= agg.low < 6.5 < agg.high <= 8.0
+
+
+def test_probability_of_improvement_hand_computed():
+    better = stats.probability_of_improvement(np.array([[2.0], [3.0]]), np.array([[0.0], [1.0]]))
+    assert (better.value, better.low, better.high) == (1.0, 1.0, 1.0)
+    # X = {1, 3}, Y = {2}: P(X > Y) = 1/2
+    half = stats.probability_of_improvement(np.array([[1.0], [3.0]]), np.array([[2.0], [2.0]]))
+    assert half.value == pytest.approx(0.5)
+    # ties count 1/2
+    tie = stats.probability_of_improvement(np.ones((3, 2)), np.ones((3, 2)))
+    assert tie.value == pytest.approx(0.5)
+
+
+def test_probability_of_improvement_interval_matches_rliable():
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(5, 2)), rng.normal(0.5, size=(5, 2))
+    ours = stats.probability_of_improvement(x, y, reps=2000, seed=0)
+    point, ci = rly.get_interval_estimates(
+        {"p": (x, y)}, metrics.probability_of_improvement, reps=300,
+        random_state=np.random.RandomState(0),
+    )
+    assert ours.value == pytest.approx(float(point["p"]))
+    low, high = np.asarray(ci["p"]).reshape(-1)
+    assert ours.low == pytest.approx(low, abs=0.06)
+    assert ours.high == pytest.approx(high, abs=0.06)
+
+
+def test_bad_scores_are_refused():
+    with pytest.raises(ValueError, match="NaN"):
+        stats.iqm(np.array([1.0, np.nan]))
+    with pytest.raises(ValueError, match="same tasks"):
+        stats.probability_of_improvement(np.ones((2, 2)), np.ones((2, 3)))
