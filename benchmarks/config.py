@@ -10,7 +10,8 @@ A config names a grid ``tasks × datasets × algorithms × seeds``::
     [[tasks]]
     env = "mpe2/simple_spread_v3"
     env_kwargs = { N = 3, max_cycles = 25 }
-    datasets = ["mpe2/simple_spread/medium-v0"]
+    datasets = ["mpe2/simple_spread/medium-v0"]   # and/or behaviour tiers:
+    # tiers = ["medium", "expert"]   # ids from benchmarks.behaviour.dataset_ids
     # algorithms = [...]        # optional per-task override
 
     [algorithm_options.bc]
@@ -21,7 +22,7 @@ A config names a grid ``tasks × datasets × algorithms × seeds``::
 
     [datasets]                  # building missing datasets with benchmarks.behaviour
     build_missing = true
-    options = { episodes = 200 }
+    options = { episodes = 200 }   # benchmarks.behaviour_config.DatasetConfig fields
 
 An algorithm entry ``"<algorithm>+<transform>"`` trains ``<algorithm>`` on the dataset
 produced by ``<transform>`` (EAQ and EAQ-without-Q are transforms, not algorithms).
@@ -50,7 +51,7 @@ TOP_KEYS = {
     "name", "description", "seeds", "eval_episodes", "algorithms", "tasks",
     "algorithm_options", "transform_options", "datasets", "results_dir",
 }
-TASK_KEYS = {"env", "env_kwargs", "datasets", "algorithms", "name"}
+TASK_KEYS = {"env", "env_kwargs", "datasets", "tiers", "algorithms", "name"}
 DATASET_KEYS = {"build_missing", "options"}
 
 
@@ -168,25 +169,38 @@ def _dataset_exists(dataset_id: str) -> bool:
 
 def _buildable(env: str, env_kwargs: dict[str, Any], dataset_id: str) -> str | None:
     """None when benchmarks.behaviour can build ``dataset_id``, else the reason."""
-    from benchmarks.harness import dataset_builder
+    from benchmarks.harness import can_build
 
-    builder = dataset_builder()
-    if builder is None:
-        return "benchmarks.behaviour (the dataset builder) is not available"
-    can = getattr(builder, "can_build", None)
-    if can is None:
-        return None
     try:
-        reason = can(env, env_kwargs, dataset_id)
+        return can_build(env, env_kwargs, dataset_id)
     except Exception as exc:
         return f"{type(exc).__name__}: {exc}"
-    return None if reason is True or reason is None else str(reason)
+
+
+def _tier_ids(env: str, env_kwargs: dict[str, Any], tiers: Any, fail, label: str) -> list[str]:
+    """Dataset ids of behaviour ``tiers`` of the env (``benchmarks.behaviour`` names them)."""
+    from benchmarks.harness import dataset_builder
+
+    if not isinstance(tiers, list) or not all(isinstance(t, str) for t in tiers):
+        raise fail(f"{label}.tiers: expected a list of tier names, got {tiers!r}")
+    builder = dataset_builder()
+    if builder is None:
+        raise fail(f"{label}.tiers: benchmarks.behaviour is not available to name datasets")
+    try:
+        return list(builder.dataset_ids(env, env_kwargs, tiers).values())
+    except ValueError as exc:
+        raise fail(f"{label}.tiers {tiers!r}: {exc}") from None
 
 
 def parse_config(
-    text: str, *, path: str | None = None, check_datasets: bool = True
+    text: str, *, path: str | None = None, check_datasets: bool = True,
+    check_envs: bool = True,
 ) -> GridConfig:
-    """Parse and validate TOML ``text``; raise :class:`ConfigError` naming the bad entry."""
+    """Parse and validate TOML ``text``; raise :class:`ConfigError` naming the bad entry.
+
+    ``check_datasets=False`` skips the dataset-existence checks; ``check_envs=False`` does
+    not build the envs (nor check algorithms against their action spaces).
+    """
     from benchmarks.algorithms import ALGORITHMS, TRANSFORMS, parse_entry
 
     where = _where(path)
@@ -263,14 +277,27 @@ def parse_config(
         env_kwargs = rt.get("env_kwargs", {})
         if not isinstance(env_kwargs, dict):
             raise fail(f"{label}.env_kwargs: expected a table, got {env_kwargs!r}")
-        env_obj = _check_env(env, env_kwargs, fail, label)
-        datasets = rt.get("datasets")
-        if not isinstance(datasets, list) or not datasets or not all(
-            isinstance(d, str) for d in datasets
-        ):
-            raise fail(f"{label}.datasets: expected a non-empty list of dataset ids")
+        env_obj = _check_env(env, env_kwargs, fail, label) if check_envs else None
+        datasets = rt.get("datasets", [])
+        if not isinstance(datasets, list) or not all(isinstance(d, str) for d in datasets):
+            raise fail(f"{label}.datasets: expected a list of dataset ids")
+        if "tiers" in rt:
+            datasets = datasets + [
+                d for d in _tier_ids(env, env_kwargs, rt["tiers"], fail, label)
+                if d not in datasets
+            ]
+        if not datasets:
+            raise fail(f"{label}: no datasets (give 'datasets' ids or behaviour 'tiers')")
         for j, d in enumerate(datasets):
             _check_dataset_id(d, fail, f"{label}.datasets[{j}]")
+        if build_missing:
+            try:
+                from benchmarks.harness import dataset_build_config
+
+                dataset_build_config(build_options)
+            except (TypeError, ValueError) as exc:
+                raise fail(f"[datasets] options {build_options!r}: {exc}") from None
+        for j, d in enumerate(datasets):
             if check_datasets and not _dataset_exists(d):
                 reason = (
                     _buildable(env, env_kwargs, d) if build_missing
@@ -364,7 +391,7 @@ def _check_entry(entry, env_obj, fail, label, algorithms, transforms, parse_entr
         missing = transforms[transform].missing_requirement()
         if missing:
             raise fail(f"{label} {entry!r}: transform {transform!r} is not available ({missing})")
-    if spec.discrete_only:
+    if spec.discrete_only and env_obj is not None:
         cont = [
             a for a in env_obj.possible_agents
             if not isinstance(env_obj.action_space(a), spaces.Discrete)
@@ -375,7 +402,9 @@ def _check_entry(entry, env_obj, fail, label, algorithms, transforms, parse_entr
             )
 
 
-def load_config(path: str | os.PathLike, *, check_datasets: bool = True) -> GridConfig:
+def load_config(
+    path: str | os.PathLike, *, check_datasets: bool = True, check_envs: bool = True
+) -> GridConfig:
     """Read and validate a TOML grid file (see the module docstring)."""
     p = Path(path)
     if not p.is_file():
@@ -386,4 +415,6 @@ def load_config(path: str | os.PathLike, *, check_datasets: bool = True) -> Grid
             p = builtin
         else:
             raise ConfigError(f"No config file {str(path)!r} (nor a built-in {builtin.name}).")
-    return parse_config(p.read_text(), path=str(p), check_datasets=check_datasets)
+    return parse_config(
+        p.read_text(), path=str(p), check_datasets=check_datasets, check_envs=check_envs
+    )

@@ -123,36 +123,67 @@ def versions() -> dict[str, Any]:
 
 
 def dataset_builder() -> Any | None:
-    """The module that builds behaviour-policy datasets, or None when it is not available.
-
-    It provides ``build_dataset(env_id, env_kwargs, dataset_id, **options)`` and optionally
-    ``can_build(env_id, env_kwargs, dataset_id) -> True | reason``.
-    """
+    """``benchmarks.behaviour`` (it builds behaviour-policy dataset tiers), or None."""
     try:
         module = importlib.import_module("benchmarks.behaviour")
     except ImportError:
         return None
-    return module if hasattr(module, "build_dataset") else None
+    return module if hasattr(module, "build_datasets") else None
 
 
-def ensure_dataset(
-    env_id: str, env_kwargs: dict[str, Any], dataset_id: str, options: dict[str, Any],
-    *, show_progress: bool = True,
-) -> bool:
-    """Build ``dataset_id`` when it is missing; True if it was built now."""
-    from benchmarks.config import _dataset_exists
-
-    if _dataset_exists(dataset_id):
-        return False
+def behaviour_tier(env_id: str, env_kwargs: dict[str, Any], dataset_id: str) -> str | None:
+    """The behaviour tier whose id for this env is ``dataset_id`` (None if none is)."""
     builder = dataset_builder()
     if builder is None:
-        raise FileNotFoundError(
-            f"Dataset {dataset_id!r} is missing and benchmarks.behaviour cannot build it."
-        )
-    builder.build_dataset(
-        env_id, env_kwargs, dataset_id, show_progress=show_progress, **options
+        return None
+    ids = builder.dataset_ids(env_id, env_kwargs)
+    return next((tier for tier, did in ids.items() if did == dataset_id), None)
+
+
+def can_build(env_id: str, env_kwargs: dict[str, Any], dataset_id: str) -> str | None:
+    """None when ``dataset_id`` can be built for the env, else the reason."""
+    builder = dataset_builder()
+    if builder is None:
+        return "benchmarks.behaviour (the dataset builder) is not available"
+    ids = builder.dataset_ids(env_id, env_kwargs)
+    if dataset_id not in ids.values():
+        return f"the behaviour tiers of this env are {sorted(ids.values())}"
+    return None
+
+
+def dataset_build_config(options: dict[str, Any]) -> Any:
+    """``benchmarks.behaviour_config.DatasetConfig`` from the TOML ``[datasets] options``."""
+    from benchmarks.behaviour_config import DatasetConfig, PPOConfig
+
+    opts = dict(options)
+    if "ppo" in opts:
+        opts["ppo"] = PPOConfig.from_dict(opts["ppo"])
+    return DatasetConfig(**opts)
+
+
+def ensure_datasets(
+    env_id: str, env_kwargs: dict[str, Any], dataset_ids: list[str], options: dict[str, Any],
+    *, show_progress: bool = True, log: Callable[[str], None] | None = None,
+) -> list[str]:
+    """Build the missing ones of ``dataset_ids`` (behaviour tiers of the env) in one go;
+    returns the ids built now. Existing datasets are never touched."""
+    from benchmarks.config import _dataset_exists
+
+    missing = [d for d in dataset_ids if not _dataset_exists(d)]
+    if not missing:
+        return []
+    tiers = []
+    for d in missing:
+        reason = can_build(env_id, env_kwargs, d)
+        if reason is not None:
+            raise FileNotFoundError(f"Dataset {d!r} is missing and cannot be built: {reason}.")
+        tiers.append(behaviour_tier(env_id, env_kwargs, d))
+    builder = dataset_builder()
+    builder.build_datasets(
+        env_id, env_kwargs=env_kwargs, tiers=tiers, config=dataset_build_config(options),
+        show_progress=show_progress, log=log,
     )
-    return True
+    return missing
 
 
 def transformed_id(dataset_id: str, transform: str) -> str:
@@ -439,11 +470,14 @@ def run_benchmark(
     infos: dict[str, dict[str, Any]] = {}
     train_ids: dict[tuple[str, str | None], str] = {}
     for task in config.tasks:
-        for d in task.datasets:
-            if config.build_missing and ensure_dataset(
-                task.env, task.env_kwargs, d, config.build_options, show_progress=show_progress
-            ):
+        if config.build_missing:
+            built = ensure_datasets(
+                task.env, task.env_kwargs, list(task.datasets), config.build_options,
+                show_progress=show_progress, log=log,
+            )
+            for d in built:
                 log(f"built dataset {d}")
+        for d in task.datasets:
             if d not in infos:
                 infos[d] = dataset_info(d)
             train_ids[(d, None)] = d

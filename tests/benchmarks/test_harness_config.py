@@ -44,6 +44,12 @@ def test_valid_grid_expands_to_runs(dataset):
         (lambda t: t.replace("tiny-v0", "missing-v0"),
          "tasks[0].datasets[0] 'mpe2/simple_spread/missing-v0': no such local dataset"),
         (lambda t: t.replace("tiny-v0", "bad id"), "tasks[0].datasets[0] 'mpe2/simple_spread/bad id'"),
+        (lambda t: t.replace('datasets = ["mpe2/simple_spread/tiny-v0"]', 'tiers = ["nope"]'),
+         "tasks[0].tiers ['nope']"),
+        (lambda t: t.replace('datasets = ["mpe2/simple_spread/tiny-v0"]', 'tiers = ["medium"]'),
+         "tasks[0].datasets[0] 'mpe2/simple_spread-N2-max_cycles5/medium-v0': no such local"),
+        (lambda t: t + "\n[datasets]\nbuild_missing = true\noptions = { episodez = 3 }\n",
+         "[datasets] options {'episodez': 3}"),
         (lambda t: t.replace("steps = 20\nbatch_size = 32\nhidden = 16\n\n[algorithm_options.iql",
                              "stepz = 20\n\n[algorithm_options.iql"),
          "[algorithm_options.bc]: unknown option(s) ['stepz']"),
@@ -84,9 +90,12 @@ def test_unavailable_plugin_is_refused_before_running(dataset):
 
 
 def test_builtin_configs_parse():
-    for name in ("quick", "full"):
-        cfg = load_config(name, check_datasets=False)
-        assert cfg.runs()
+    quick = load_config("quick", check_datasets=False)
+    assert {r.dataset for r in quick.runs()} == {"mpe2/simple_spread/medium-v0"}
+    assert quick.eval_episodes >= 20 and len(quick.seeds) >= 3
+    full = load_config("full", check_datasets=False, check_envs=False)  # SMAX env: slow
+    assert {t.env for t in full.tasks} == {"mpe2/simple_spread_v3", "smax/smacv2_5_units"}
+    assert len({r.dataset for r in full.runs()}) >= 5
 
 
 def test_missing_config_file():
