@@ -112,6 +112,9 @@ class _Compiled:
     n_actions: int
     state_dim: int
     max_steps: int
+    reset_fn: Any = None  # the functions before jax.jit (to vmap them for batched use)
+    step_fn: Any = None
+    compiler_options: dict[str, Any] | None = None
 
 
 _CACHE: OrderedDict[tuple[str, str], _Compiled] = OrderedDict()
@@ -185,6 +188,9 @@ def _build(
         n_actions=int(env.action_spaces[agents[0]].n),
         state_dim=int(env.state_size),
         max_steps=int(env.max_steps),
+        reset_fn=reset,
+        step_fn=step,
+        compiler_options=options,
     )
 
 
