@@ -1,8 +1,8 @@
 """The README's main job (``make run`` -> ``diffusion-agents main``).
 
-For now it builds the default behaviour datasets (MPE ``simple_spread_v3``, 3 agents, every
-tier) in ``$MINARI_DATASETS_PATH``, skipping those that exist, and prints their summary.
-Later steps (the quick leaderboard) go after :func:`build_default_datasets` in :func:`run`.
+It builds the default behaviour datasets (MPE ``simple_spread_v3``, 3 agents, every
+tier) in ``$MINARI_DATASETS_PATH``, skipping those that exist, prints their summary, then
+runs the quick leaderboard (``benchmarks/configs/quick.toml``, see docs/leaderboard.md).
 """
 
 from __future__ import annotations
@@ -14,6 +14,11 @@ from typing import Any
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    parser.add_argument(
+        "--no-leaderboard", action="store_true",
+        help="only build the datasets (skip the quick leaderboard)",
+    )
+    parser.add_argument("--out", default=None, help="leaderboard results folder")
 
 
 def build_default_datasets(
@@ -36,4 +41,18 @@ def run(args: argparse.Namespace) -> int:
         f"Behaviour datasets in {_datasets_root()} ready in {built:.1f} s wall-clock "
         "(reproduce: diffusion-agents datasets make --env mpe2/simple_spread_v3)."
     )
-    return 0
+    if getattr(args, "no_leaderboard", False):
+        return 0
+    # the quick leaderboard on those datasets (benchmarks/configs/quick.toml)
+    from benchmarks.config import load_config
+    from benchmarks.harness import run_benchmark
+
+    outcome = run_benchmark(
+        load_config("quick"), out=getattr(args, "out", None),
+        show_progress=not args.no_progress,
+    )
+    print(
+        f"main job done in {time.perf_counter() - start:.1f} s wall-clock "
+        "(reproduce: diffusion-agents main)."
+    )
+    return 1 if outcome.failed else 0
