@@ -1,0 +1,229 @@
+"""``MADiffConfig``: every setting of a MADiff policy, with the method's math.
+
+MADiff (Zhu et al., "MADiff: Offline Multi-agent Learning with Diffusion Models",
+arXiv 2305.17330) models the joint observation trajectory of all agents with one diffusion
+model and turns it into a policy through an inverse-dynamics model.
+
+Trajectory. For a current step ``t`` the model generates, for every agent ``j``, the window
+``tau_j = (o_j,t-h, ..., o_j,t, o_j,t+1, ..., o_j,t+H)`` (``h = history``, ``H = horizon``),
+observations normalized to ``[-1, 1]`` per agent and dimension, shaped
+``(batch, agents, obs_dim, history + 1 + horizon)`` and folded to
+``(batch * agents, obs_dim (+ agents), window)`` for the shared-weight temporal U-Net, which
+mixes agents by cross-agent attention at the bottleneck and on the decoder skips.
+
+Diffusion. ``q(tau^k | tau^0) = N(sqrt(abar_k) tau^0, (1 - abar_k) I)`` with a cosine schedule
+over ``K = n_diffusion_steps``; the network predicts ``prediction`` (x0 by default, see
+``diffusion_agents.diffusion``) and is trained with
+``L = E_k,tau,beta [ || f_theta(tau^k, k, (1 - beta) y) - tau^0 ||^2 ]`` over the unknown
+positions, ``beta ~ Bernoulli(condition_dropout)``. Known observations are inpainted (written
+into ``tau^k`` at every step), during training and sampling alike:
+
+- decentralized (``mode="decentralized"``, MADiff-D, the default): agent ``i``'s own
+  history and current observation only; one agent is "visible" per training sample. The
+  model still generates every teammate's window: that is the teammate model.
+- centralized (``mode="centralized"``, MADiff-C): all agents' history and current obs.
+
+Return conditioning. ``y`` is the discounted team return-to-go
+``R_t = sum_{k >= t} gamma^(k - t) r_k`` scaled to ``[0, 1]`` per time step by the data's
+min and max of ``R_t`` at that step (so ``target_return = 1`` asks for the best return the
+data shows from that step on). Classifier-free guidance samples with
+``f = f(tau, k, 0) + w (f(tau, k, y) - f(tau, k, 0))``, ``w = guidance_weight``; both terms in
+one batched forward pass.
+
+Inverse dynamics. ``a_i,t = I_phi(o_i,t, o_i,t+1, onehot(i))``: cross-entropy over the
+agent's legal actions (illegal ones masked with ``-inf``) for ``Discrete`` agents, MSE for
+the others (actions scaled to ``[-1, 1]`` by the space bounds). ``o_i,t+1`` comes from the
+generated window. Trained jointly with the diffusion loss (``L + inv_loss_weight * L_inv``).
+
+Sampling. ``sampler="ddim"`` with ``sampling_steps`` updates (DDIM, Song et al. 2021) is the
+fast default; ``sampler="ddpm", sampling_steps=None`` is the reference 200-step chain.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+MODES = ("decentralized", "centralized")
+PREDICTIONS = ("eps", "x0", "v")
+SAMPLERS = ("ddpm", "ddim")
+SCHEDULES = ("cosine", "linear")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class MADiffConfig:
+    """Settings of a MADiff policy (see the module docstring for the math).
+
+    Model:
+        mode: ``"decentralized"`` (MADiff-D) or ``"centralized"`` (MADiff-C).
+        history: ``h``, past observations inpainted besides the current one.
+        horizon: ``H``, future observations generated.
+        base_width, dim_mults: U-Net width and multipliers (reference: 128, (1, 4, 8)).
+        kernel_size: temporal convolution width.
+        agent_attention: cross-agent attention; False gives independent diffusers.
+        attention_heads: heads of the cross-agent attention.
+        agent_id_input: feed each agent's one-hot id to the U-Net (needed for
+            heterogeneous agents; cheap otherwise).
+        n_diffusion_steps: ``K`` training steps of the forward process.
+        schedule, prediction: see ``diffusion_agents.diffusion.GaussianDiffusion``.
+        inv_hidden: hidden widths of the inverse-dynamics MLP.
+        shared_inverse_dynamics: one MLP with an agent-id input (True) or one per agent.
+
+    Returns and guidance:
+        gamma: discount of the return-to-go.
+        condition_dropout: probability of training a sample unconditionally.
+        guidance_weight: ``w``; 1 = conditional only (one pass), 0 = unconditional.
+        target_return: scaled return asked for at ``act`` time (in ``[0, 1]``).
+
+    Sampling:
+        sampler, sampling_steps: ``"ddim"`` with few steps (default) or ``"ddpm"``
+            (``sampling_steps=None``: the full K-step chain).
+        eta: DDIM noise (0 = deterministic given the initial noise).
+        temperature: scale of the noise injected per step (low-temperature sampling).
+
+    Training:
+        n_steps, batch_size, learning_rate, weight_decay, grad_clip, inv_loss_weight.
+        ema_decay, ema_update_every, ema_start: ema-pytorch settings; act uses EMA weights.
+        checkpoint_every: steps between checkpoints when a checkpoint path is given.
+        seed: seeds sampling of batches, the initial weights and the policy's noise.
+        device: ``"cpu"`` (default), ``"cuda"``, ``"cuda:1"``, or ``"auto"``.
+    """
+
+    mode: str = "decentralized"
+    history: int = 1
+    horizon: int = 6
+    base_width: int = 32
+    dim_mults: tuple[int, ...] = (1, 2)
+    kernel_size: int = 3
+    agent_attention: bool = True
+    attention_heads: int = 4
+    agent_id_input: bool = True
+    n_diffusion_steps: int = 200
+    schedule: str = "cosine"
+    prediction: str = "x0"
+    inv_hidden: tuple[int, ...] = (256, 256)
+    shared_inverse_dynamics: bool = True
+
+    gamma: float = 0.99
+    condition_dropout: float = 0.25
+    guidance_weight: float = 1.2
+    target_return: float = 0.9
+
+    sampler: str = "ddim"
+    sampling_steps: int | None = 5
+    eta: float = 0.0
+    temperature: float = 1.0
+
+    n_steps: int = 20_000
+    batch_size: int = 32
+    learning_rate: float = 2e-4
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+    inv_loss_weight: float = 1.0
+    ema_decay: float = 0.995
+    ema_update_every: int = 10
+    ema_start: int = 1000
+    checkpoint_every: int = 5_000
+    seed: int = 0
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        def choice(name: str, allowed: tuple) -> None:
+            value = getattr(self, name)
+            if value not in allowed:
+                raise ValueError(
+                    f"MADiffConfig.{name}={value!r} is not supported; allowed: {list(allowed)}."
+                )
+
+        choice("mode", MODES)
+        choice("prediction", PREDICTIONS)
+        choice("sampler", SAMPLERS)
+        choice("schedule", SCHEDULES)
+        object.__setattr__(self, "dim_mults", tuple(int(m) for m in self.dim_mults))
+        object.__setattr__(self, "inv_hidden", tuple(int(m) for m in self.inv_hidden))
+        positive = (
+            "horizon",
+            "base_width",
+            "kernel_size",
+            "n_diffusion_steps",
+            "n_steps",
+            "batch_size",
+            "attention_heads",
+            "ema_update_every",
+            "checkpoint_every",
+        )
+        for name in positive:
+            if int(getattr(self, name)) < 1:
+                raise ValueError(
+                    f"MADiffConfig.{name}={getattr(self, name)!r} must be >= 1."
+                )
+        if self.history < 0:
+            raise ValueError(f"MADiffConfig.history={self.history!r} must be >= 0.")
+        if not self.dim_mults or min(self.dim_mults) < 1:
+            raise ValueError(
+                f"MADiffConfig.dim_mults={self.dim_mults!r} must be positive."
+            )
+        if self.sampling_steps is not None and self.sampling_steps < 1:
+            raise ValueError(
+                f"MADiffConfig.sampling_steps={self.sampling_steps!r} must be >= 1 or None."
+            )
+        for name, lo, hi in (
+            ("condition_dropout", 0.0, 1.0),
+            ("gamma", 0.0, 1.0),
+            ("ema_decay", 0.0, 1.0),
+        ):
+            v = getattr(self, name)
+            if not lo <= v <= hi:
+                raise ValueError(f"MADiffConfig.{name}={v!r} must lie in [{lo}, {hi}].")
+        if self.guidance_weight < 0:
+            raise ValueError(
+                f"MADiffConfig.guidance_weight={self.guidance_weight!r} must be >= 0."
+            )
+        if not (
+            self.device in ("cpu", "cuda", "auto") or self.device.startswith("cuda:")
+        ):
+            raise ValueError(
+                f"MADiffConfig.device={self.device!r}; use 'cpu', 'cuda', 'cuda:N' or 'auto'."
+            )
+
+    @property
+    def window(self) -> int:
+        """Observations per generated window: ``history + 1 + horizon``."""
+        return self.history + 1 + self.horizon
+
+    def replace(self, **changes: Any) -> MADiffConfig:
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["dim_mults"] = list(self.dim_mults)
+        d["inv_hidden"] = list(self.inv_hidden)
+        return d
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> MADiffConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(
+                f"Unknown MADiffConfig field(s) {unknown}; known: {sorted(known)}."
+            )
+        return cls(**data)
+
+    @classmethod
+    def reference(cls, **changes: Any) -> MADiffConfig:
+        """The official MADiff size: width 128, mults (1, 4, 8), 200 DDPM steps, two-pass CFG."""
+        base = dict(
+            base_width=128,
+            dim_mults=(1, 4, 8),
+            kernel_size=5,
+            history=2,
+            horizon=21,
+            sampler="ddpm",
+            sampling_steps=None,
+        )
+        base.update(changes)
+        return cls(**base)
+
+
+__all__ = ["MADiffConfig", "MODES"]

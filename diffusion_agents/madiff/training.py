@@ -1,0 +1,251 @@
+"""MADiff training: dataset tensors, batch sampling, and the training loop as a generator.
+
+``fit(...)`` yields ``(step, metrics)`` after every gradient step (d3rlpy style), so that the
+caller drives progress bars, checkpoints and early stopping.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+from einops import rearrange
+from ema_pytorch import EMA
+
+from diffusion_agents.madiff.config import MADiffConfig
+from diffusion_agents.madiff.model import MADiffModel
+
+
+@dataclasses.dataclass
+class MADiffData:
+    """Training tensors. ``E`` episodes, ``T`` steps, ``A`` agents, ``D`` padded obs width.
+
+    obs: ``(E, T + 1, A, D)`` normalized observations; lengths ``(E,)``;
+    alive ``(E, T + 1, A)``; actions ``(E, T, A, K)``; acted ``(E, T, A)``;
+    masks ``(E, T + 1, A, N)`` or None; returns ``(E, T + 1)`` scaled return-to-go.
+    """
+
+    obs: torch.Tensor
+    lengths: torch.Tensor
+    alive: torch.Tensor
+    actions: torch.Tensor
+    acted: torch.Tensor
+    masks: torch.Tensor | None
+    returns: torch.Tensor
+
+
+def _finite_or(x: np.ndarray, fallback: np.ndarray) -> np.ndarray:
+    return np.where(np.isfinite(x), x, fallback)
+
+
+def fit_statistics(model: MADiffModel, batch) -> None:
+    """Set the model's normalization buffers from an ``EpisodeBatch``."""
+    e, t1, a, d = batch.obs.shape
+    valid = np.zeros((e, t1), bool)
+    for i, n in enumerate(batch.lengths):
+        valid[i, : int(n) + 1] = True
+    obs = batch.obs[valid]  # (n, A, D)
+    low, high = obs.min(axis=0), obs.max(axis=0)
+    k = batch.actions.shape[-1]
+    act_low = -np.ones((a, k), np.float32)
+    act_high = np.ones((a, k), np.float32)
+    acted = batch.acted
+    from gymnasium import spaces
+
+    for i, agent in enumerate(batch.agents):
+        space = batch.action_spaces[agent]
+        kd = batch.act_dims[i]
+        if isinstance(space, spaces.Discrete):
+            continue
+        data = batch.actions[:, :, i, :kd][acted[:, :, i]]
+        dlo = data.min(axis=0) if len(data) else np.full(kd, -1.0)
+        dhi = data.max(axis=0) if len(data) else np.full(kd, 1.0)
+        if isinstance(space, spaces.Box):
+            slo = space.low.reshape(-1).astype(np.float64)
+            shi = space.high.reshape(-1).astype(np.float64)
+            lo, hi = _finite_or(slo, dlo), _finite_or(shi, dhi)
+        elif isinstance(space, spaces.MultiDiscrete):
+            lo, hi = np.zeros(kd), space.nvec.reshape(-1) - 1.0
+        else:  # MultiBinary
+            lo, hi = np.zeros(kd), np.ones(kd)
+        act_low[i, :kd], act_high[i, :kd] = lo, np.where(hi > lo, hi, lo + 1.0)
+    rtg = batch.return_to_go(model.config.gamma)  # (E, T + 1)
+    steps = np.arange(t1)[None, :]
+    in_ep = steps <= batch.lengths[:, None]
+    r_lo = np.where(in_ep, rtg, np.inf).min(axis=0)
+    r_hi = np.where(in_ep, rtg, -np.inf).max(axis=0)
+    r_lo = np.where(np.isfinite(r_lo), r_lo, 0.0)
+    r_hi = np.where(np.isfinite(r_hi), r_hi, 0.0)
+    dev = model.obs_low.device
+    with torch.no_grad():
+        model.obs_low.copy_(torch.as_tensor(low, device=dev))
+        model.obs_high.copy_(torch.as_tensor(high, device=dev))
+        model.act_low.copy_(torch.as_tensor(act_low, device=dev))
+        model.act_high.copy_(torch.as_tensor(act_high, device=dev))
+        model.rtg_low.copy_(torch.as_tensor(r_lo, device=dev))
+        model.rtg_high.copy_(torch.as_tensor(r_hi, device=dev))
+
+
+def prepare_data(model: MADiffModel, batch) -> MADiffData:
+    """Normalized training tensors from an ``EpisodeBatch`` (statistics must be set)."""
+    dev = model.obs_low.device
+    with torch.no_grad():
+        obs = model.normalize_obs(torch.as_tensor(batch.obs, device=dev))
+        rtg = torch.as_tensor(batch.return_to_go(model.config.gamma), device=dev)
+        t = torch.arange(rtg.shape[1], device=dev)
+        returns = model.scale_returns(rtg.reshape(-1), t.repeat(rtg.shape[0])).reshape(
+            rtg.shape
+        )
+    masks = None
+    if batch.action_masks is not None:
+        masks = torch.as_tensor(batch.action_masks, device=dev)
+    actions = torch.as_tensor(batch.actions, device=dev).clone()
+    for i, agent in enumerate(batch.agents):
+        start = getattr(batch.action_spaces[agent], "start", None)
+        if batch.n_actions[i] and start is not None and int(start) != 0:
+            # Discrete(n, start=s): the stored value minus s is the class index
+            actions[:, :, i, 0] -= float(start) * torch.as_tensor(batch.acted[:, :, i])
+    return MADiffData(
+        obs=obs,
+        lengths=torch.as_tensor(batch.lengths, device=dev),
+        alive=torch.as_tensor(batch.alive, device=dev),
+        actions=actions,
+        acted=torch.as_tensor(batch.acted, device=dev),
+        masks=masks,
+        returns=returns,
+    )
+
+
+def sample_batch(
+    data: MADiffData,
+    config: MADiffConfig,
+    generator: torch.Generator,
+    dim_valid: torch.Tensor,
+) -> dict[str, torch.Tensor]:
+    """One training batch: windows, known mask, loss weights, returns, inverse-dynamics rows."""
+    dev = data.obs.device
+    b = config.batch_size
+    h, big_h = config.history, config.horizon
+    lengths = data.lengths
+    ep = torch.multinomial(
+        lengths.float().cpu(), b, replacement=True, generator=generator
+    )
+    ep = ep.to(dev)
+    n = lengths[ep]
+    t = (torch.rand(b, generator=generator).to(dev) * n).long().clamp(max=n - 1)
+    offs = torch.arange(-h, big_h + 1, device=dev)
+    raw = t[:, None] + offs[None, :]  # (B, L)
+    idx = torch.minimum(raw.clamp(min=0), n[:, None])
+    win = data.obs[ep[:, None], idx]  # (B, L, A, D)
+    tau = rearrange(win, "b l a d -> b a d l")
+    a = tau.shape[1]
+    in_ep = (raw <= n[:, None])[:, None, None, :]  # (B, 1, 1, L)
+    hist = (offs <= 0)[None, None, None, :]
+    pad_dims = ~dim_valid[None, :, :, None]  # (1, A, D, 1)
+    if config.mode == "decentralized":
+        alive_t = data.alive[ep, t].float() + 1e-6  # (B, A)
+        vis = (
+            torch.multinomial(alive_t.cpu(), 1, generator=generator).squeeze(1).to(dev)
+        )
+        own = torch.nn.functional.one_hot(vis, a).bool()[:, :, None, None]
+        known = (own & hist) | pad_dims
+    else:
+        vis = None
+        known = hist.expand(b, a, 1, -1) | pad_dims
+    known = known.expand_as(tau)
+    weights = (~known & in_ep).float()
+    drop = torch.rand(b, generator=generator).to(dev) < config.condition_dropout
+    returns = data.returns[ep, t]
+    # inverse dynamics rows: every agent that acted at t
+    acted = data.acted[ep, t]  # (B, A)
+    rows_b, rows_a = acted.nonzero(as_tuple=True)
+    e_r, t_r = ep[rows_b], t[rows_b]
+    out = {
+        "tau": tau,
+        "known": known,
+        "weights": weights,
+        "returns": returns,
+        "drop": drop,
+        "inv_o": data.obs[e_r, t_r, rows_a],
+        "inv_next": data.obs[e_r, t_r + 1, rows_a],
+        "inv_agent": rows_a,
+        "inv_actions": data.actions[e_r, t_r, rows_a],
+        "inv_masks": None if data.masks is None else data.masks[e_r, t_r, rows_a],
+    }
+    if vis is not None:
+        out["visible"] = vis
+    return out
+
+
+def make_optimizer(model: MADiffModel, config: MADiffConfig) -> torch.optim.Optimizer:
+    # fused AdamW: one kernel for all ~120 small tensors (the per-tensor loop cost ~15% of a
+    # step on 2 CPU cores)
+    return torch.optim.AdamW(
+        model.parameters(),
+        lr=config.learning_rate,
+        weight_decay=config.weight_decay,
+        fused=True,
+    )
+
+
+def make_ema(model: MADiffModel, config: MADiffConfig) -> EMA:
+    return EMA(
+        model,
+        beta=config.ema_decay,
+        update_after_step=config.ema_start,
+        update_every=config.ema_update_every,
+        include_online_model=False,
+    )
+
+
+def fit(
+    model: MADiffModel,
+    data: MADiffData,
+    config: MADiffConfig,
+    *,
+    optimizer: torch.optim.Optimizer,
+    ema: EMA,
+    generator: torch.Generator,
+    start_step: int = 0,
+) -> Iterator[tuple[int, dict[str, float]]]:
+    """Gradient steps ``start_step + 1 .. config.n_steps``; yields ``(step, metrics)``."""
+    model.train()
+    params = [p for p in model.parameters() if p.requires_grad]
+    for step in range(start_step, config.n_steps):
+        batch = sample_batch(data, config, generator, model.dim_valid)
+        diff_loss = model.diffusion_loss(
+            batch["tau"],
+            batch["known"],
+            batch["weights"],
+            batch["returns"],
+            batch["drop"],
+            generator=generator,
+        )
+        inv_loss = model.inverse_loss(
+            batch["inv_o"],
+            batch["inv_next"],
+            batch["inv_agent"],
+            batch["inv_actions"],
+            batch["inv_masks"],
+        )
+        loss = diff_loss + config.inv_loss_weight * inv_loss
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if config.grad_clip:
+            torch.nn.utils.clip_grad_norm_(params, config.grad_clip, foreach=True)
+        optimizer.step()
+        ema.update()
+        yield step + 1, {"loss": diff_loss.item(), "inv_loss": inv_loss.item()}
+
+
+__all__ = [
+    "MADiffData",
+    "fit",
+    "fit_statistics",
+    "make_ema",
+    "make_optimizer",
+    "prepare_data",
+    "sample_batch",
+]
