@@ -44,6 +44,11 @@ MANIFEST_VERSION = 1
 # Episode-seed offsets per tier (episode i of a tier is reset with seed + offset + i).
 _TIER_SEED = {tier: 1_000_000 * (k + 1) for k, tier in enumerate(TIERS)}
 _REF_SEED = {"random": 10_000_000, "expert": 11_000_000, "snapshots": 12_000_000}
+# Per-agent info entries kept in the datasets of an env family (win flags, death counts).
+_INFO_KEYS = {
+    "smax": ("battle_won", "dead_allies", "dead_enemies"),
+    "smacv2": ("battle_won", "dead_allies", "dead_enemies"),
+}
 
 
 # ---------------------------------------------------------------------------------------
@@ -517,6 +522,7 @@ def build_datasets(
                 config.episodes,
                 ids[tier],
                 env_kwargs=env_kwargs,
+                info_keys=_INFO_KEYS.get(env_id.partition("/")[0], ()),
                 seed=seed + _TIER_SEED[tier],
                 ref_min_score=manifest["ref_min_score"],
                 ref_max_score=manifest["ref_max_score"],
