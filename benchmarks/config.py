@@ -5,6 +5,7 @@ A config names a grid ``tasks × datasets × algorithms × seeds``::
     name = "quick"
     seeds = [0, 1, 2]
     eval_episodes = 20
+    workers = 2                 # default parallel runs (CLI --workers overrides)
     algorithms = ["random", "behaviour", "bc", "iql_cql", "bc+eaq"]   # default for tasks
 
     [[tasks]]
@@ -49,7 +50,7 @@ else:  # pragma: no cover
 
 TOP_KEYS = {
     "name", "description", "seeds", "eval_episodes", "algorithms", "tasks",
-    "algorithm_options", "transform_options", "datasets", "results_dir",
+    "algorithm_options", "transform_options", "datasets", "results_dir", "workers",
 }
 TASK_KEYS = {"env", "env_kwargs", "datasets", "tiers", "algorithms", "name"}
 DATASET_KEYS = {"build_missing", "options"}
@@ -123,6 +124,7 @@ class GridConfig:
     results_dir: str | None
     source: str  # the TOML text, stored with every result
     path: str | None = None
+    workers: int = 1  # default parallel runs (local processes) when the CLI gives none
 
     def runs(self) -> list[RunSpec]:
         """Every run of the grid, in a fixed order."""
@@ -225,6 +227,9 @@ def parse_config(
     eval_episodes = raw.get("eval_episodes", 20)
     if not isinstance(eval_episodes, int) or eval_episodes < 1:
         raise fail(f"eval_episodes = {eval_episodes!r}: expected an int >= 1")
+    workers = raw.get("workers", 1)
+    if not isinstance(workers, int) or workers < 1:
+        raise fail(f"workers = {workers!r}: expected an int >= 1")
     default_algos = raw.get("algorithms")
     datasets_block = raw.get("datasets", {})
     if not isinstance(datasets_block, dict) or set(datasets_block) - DATASET_KEYS:
@@ -338,6 +343,7 @@ def parse_config(
         results_dir=raw.get("results_dir"),
         source=text,
         path=path,
+        workers=int(workers),
     )
 
 

@@ -445,8 +445,8 @@ def run_benchmark(
     config,
     *,
     out: str | os.PathLike | None = None,
-    executor: str = "sequential",
-    workers: int = 1,
+    executor: str = "local",
+    workers: int | None = None,
     threads_per_run: int = 1,
     ray_address: str | None = None,
     show_progress: bool = True,
@@ -454,13 +454,18 @@ def run_benchmark(
     bootstrap_reps: int = 2000,
     plots: bool = True,
 ) -> BenchmarkOutcome:
-    """Run (or resume) every run of ``config`` (a :class:`benchmarks.config.GridConfig`)."""
+    """Run (or resume) every run of ``config`` (a :class:`benchmarks.config.GridConfig`).
+
+    ``executor="local"`` with ``workers`` processes (default: the config's ``workers``;
+    1 runs in this process), ``"sequential"``, or ``"ray"``.
+    """
     from benchmarks import report
     from benchmarks.algorithms import ALGORITHMS
     from benchmarks.executors import execute
 
     log = log or (lambda _msg: None)
     t_start = time.perf_counter()
+    workers = int(workers or config.workers)
     out_dir = results_dir_for(config, out)
     runs_dir = out_dir / "runs"
     runs_dir.mkdir(parents=True, exist_ok=True)
@@ -504,7 +509,7 @@ def run_benchmark(
             "dataset_info": infos[r.dataset],
             "minari_root": minari_root,
             "threads": threads_per_run,
-            "show_progress": show_progress and executor == "sequential",
+            "show_progress": show_progress and (executor == "sequential" or workers == 1),
         })
     log(
         f"{config.name}: {len(runs)} runs, {len(skipped)} already finished, "
@@ -572,7 +577,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--executor", default="local", choices=("sequential", "local", "ray"),
         help="where runs execute (default: local processes)",
     )
-    parser.add_argument("--workers", type=int, default=1, help="parallel runs (default 1)")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="parallel runs (default: the config's 'workers', else 1)")
     parser.add_argument("--threads-per-run", type=int, default=1,
                         help="torch threads per run (results depend on it; default 1)")
     parser.add_argument("--ray-address", default=None, help="join this Ray cluster")
