@@ -15,6 +15,7 @@ scores ``ref_min_score`` / ``ref_max_score``.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import shutil
 import tempfile
@@ -442,9 +443,15 @@ def _jsonable(value: Any, where: str) -> Any:
     if isinstance(value, dict):
         out = {}
         for k, v in value.items():
-            if not isinstance(k, str):
-                raise TypeError(f"{where} has a non-string key {k!r}; metadata is stored as JSON.")
-            out[k] = _jsonable(v, f"{where}[{k!r}]")
+            key = k.item() if isinstance(k, np.generic) else k
+            if not isinstance(key, str):
+                if not (key is None or isinstance(key, (bool, int, float))):
+                    raise TypeError(
+                        f"{where} has a key {k!r} of type {type(k).__name__}; metadata is "
+                        "stored as JSON, whose keys are strings."
+                    )
+                key = json.dumps(key)  # what JSON does to 2, 2.5, True, None keys
+            out[key] = _jsonable(v, f"{where}[{k!r}]")
         return out
     raise TypeError(
         f"{where} holds a {type(value).__name__} ({value!r}), which cannot be stored in the "
@@ -545,14 +552,17 @@ def record_dataset(
     _check_new_dataset_id(dataset_id)
     # Everything below ends up in JSON metadata: convert numpy scalars/tuples now and name
     # anything that cannot be stored, before any episode is played.
-    env_kwargs = _jsonable(dict(env_kwargs or {}), "env_kwargs")
+    # The env is built with env_kwargs as given; metadata and the env spec get the JSON form
+    # (what recover_environment() will pass back).
+    env_kwargs = dict(env_kwargs or {})
+    env_kwargs_json = _jsonable(env_kwargs, "env_kwargs")
     extra_metadata = _jsonable(dict(extra_metadata or {}), "extra_metadata")
     ref_min_score = None if ref_min_score is None else float(ref_min_score)
     ref_max_score = None if ref_max_score is None else float(ref_max_score)
     if isinstance(env_or_id, str):
         env_id: str | None = env_or_id
         env = JointEnv(env_or_id, env_kwargs or {}, info_keys=info_keys)
-        env_spec = joint_env_spec(env_or_id, env_kwargs, info_keys)
+        env_spec = joint_env_spec(env_or_id, env_kwargs_json, info_keys)
     else:
         if env_kwargs:
             raise ValueError(
@@ -621,7 +631,7 @@ def record_dataset(
         ma_meta: dict[str, Any] = {
             "convention": CONVENTION,
             "env_id": env_id,
-            "env_kwargs": dict(env_kwargs or {}),
+            "env_kwargs": env_kwargs_json,
             "agents": list(agents),
             "behaviour_policy": behaviour_policy or _policy_name(policy),
             "team_reward": "mean over the agents present at the step",
