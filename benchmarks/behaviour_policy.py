@@ -298,7 +298,7 @@ def make_vec_env(
     Env copy ``i`` is reset with seed ``seed + i`` (SuperSuit's ``concat_vec_envs_v1`` has no
     ``seed()``, so SB3's own seeding cannot reach it; later resets continue each copy's RNG).
     ``smax/...`` ids (with ``batched=True``) get the same slots from one vmapped JAX call
-    (:class:`benchmarks.behaviour_smax.SMAXVecEnv`, 10x+ faster than stepping copies).
+    (:class:`benchmarks.behaviour_smax.SMAXVecEnv`; ~3x faster than stepping copies).
     """
     if batched and not supersuit_wrappers and env_id.startswith("smax/"):
         from benchmarks.behaviour_smax import make_smax_vec_env

@@ -4,7 +4,7 @@
 SuperSuit vector env that steps each env copy through the PettingZoo adapter, one JAX call
 per copy per step. For SMAX that is the bottleneck, so ``benchmarks.behaviour_policy.make_vec_env``
 hands ``smax/...`` ids to :func:`make_smax_vec_env` here: one jitted, ``vmap``-ed call steps
-every copy at once (a measured 10x+ more env steps per second on 2 cores, see
+every copy at once (2.8x the agent-steps per second on the busy 2-core dev machine, see
 ``python -m benchmarks.behaviour_smax --speed``). Its slots, observations, rewards, dones and
 masks are exactly those of the generic pipeline (``FlatAgentsEnv`` + SuperSuit):
 
