@@ -42,7 +42,7 @@ Decoding a generated tensor (:meth:`EpisodeLayout.decode`) turns it back into ep
 binary rows are thresholded at 0.5, a Discrete action is the arg-max of its block over the
 actions the decoded mask allows (never an illegal one), the episode is cut at the first
 generated done, and samples are rejected (and counted by reason) when they hold NaN/inf,
-have no done, let no agent act at some step, revive a dead agent, leave an acting agent no
+have no done, let no agent act at some step, bring back an agent that left, leave an acting agent no
 legal action, or put a continuous value further than ``range_margin * (max - min)`` outside
 the real data's range of its row.
 """
@@ -405,7 +405,9 @@ class EpisodeLayout:
             alive[:, :, i] = (xs[:, :, self.rows("alive", i)[0]] > 0.5) & cols
         acted = alive[:, :-1] & alive[:, 1:] & steps[..., None]
         fail((steps & ~acted.any(axis=2)).any(axis=1), "no_agent_acts")
-        revived = (~alive[:, :-1] & alive[:, 1:] & cols[:, 1:, None]).any(axis=(1, 2))
+        # Joining late is fine (alive 0 -> 1 once); coming back after leaving is not.
+        was_alive = np.maximum.accumulate(alive, axis=1)[:, :-1]
+        revived = (was_alive & ~alive[:, :-1] & alive[:, 1:]).any(axis=(1, 2))
         fail(revived, "revived")
 
         if limits is not None:
@@ -505,7 +507,8 @@ class RowNormalizer:
 
     Binary rows: ``x -> 2x - 1``. Continuous rows: ``x -> 2 (x - low) / (high - low) - 1``
     with ``low``/``high`` the real data's min/max of the row over all columns (padding
-    zeros included, so 0 is always in range); constant rows get a span of 1.
+    zeros included, so 0 is always in range). Rows that are constant in the data map to 0
+    and back to their constant (e.g. MPE's silent communication channels).
     """
 
     def __init__(self, low: np.ndarray, high: np.ndarray) -> None:
@@ -514,7 +517,8 @@ class RowNormalizer:
         if self.low.shape != self.high.shape or self.low.ndim != 1:
             raise ValueError(f"low/high must be equal 1-D arrays, got {self.low.shape}, {self.high.shape}.")
         span = self.high - self.low
-        self.span = np.where(span > 1e-8, span, 1.0).astype(np.float32)
+        self.constant = span <= 1e-8
+        self.span = np.where(self.constant, 1.0, span).astype(np.float32)
 
     @classmethod
     def fit(cls, x: np.ndarray, layout: EpisodeLayout) -> RowNormalizer:
@@ -526,10 +530,15 @@ class RowNormalizer:
         return cls(low, high)
 
     def normalize(self, x: np.ndarray) -> np.ndarray:
-        return (2.0 * (x - self.low[:, None]) / self.span[:, None] - 1.0).astype(np.float32)
+        y = 2.0 * (x - self.low[:, None]) / self.span[:, None] - 1.0
+        y[..., self.constant, :] = 0.0
+        return y.astype(np.float32)
 
     def unnormalize(self, y: np.ndarray) -> np.ndarray:
-        return ((y + 1.0) * 0.5 * self.span[:, None] + self.low[:, None]).astype(np.float32)
+        """Inverse of :meth:`normalize`; rows that are constant in the data get that constant."""
+        x = (y + 1.0) * 0.5 * self.span[:, None] + self.low[:, None]
+        x[..., self.constant, :] = self.low[self.constant, None]
+        return x.astype(np.float32)
 
     def to_dict(self) -> dict[str, Any]:
         return {"low": self.low.tolist(), "high": self.high.tolist()}

@@ -39,8 +39,10 @@ def _assert_same(a, b):
     "env_id, kwargs",
     [
         (f"{TOY}:make_hetero_env", {"max_cycles": 5}),  # 3 obs sizes, Discrete + Box actions, state
+        (f"{TOY}:make_hetero_env", {"max_cycles": 5, "mask_worker": True}),  # masked + unmasked
         (f"{TOY}:make_masked_env", {"n_agents": 3, "max_cycles": 5}),  # action masks
         (f"{TOY}:make_dying_env", {"deaths": [2, 4], "max_cycles": 6}),  # deaths, early end
+        (f"{TOY}:make_spawn_env", {"max_cycles": 6}),  # agents joining mid-episode
         ("mpe2/simple_adversary_v3", {"max_cycles": 5}),  # heterogeneous MPE agents
     ],
 )

@@ -1,0 +1,556 @@
+"""EAQ as a Minari dataset transform: ``augment(dataset) -> new dataset``, and the reusable
+:class:`EAQAugmenter` (fit once, sample many times, save/load without pickles).
+
+>>> from diffusion_agents import eaq
+>>> new = eaq.augment("mpe2/simple_spread/medium-v0", ratio=1.0)   # -> medium-eaq-v0
+
+The output dataset holds the source's real episodes (copied unchanged, every info key kept)
+followed by the accepted synthetic episodes (``infos["synthetic"]`` all True, per-agent
+``rewards``/``alive`` and ``state`` from the generated tensor), in the same multi-agent
+convention, so ``wrappers.load_episodes`` and stock ``minari.load_dataset`` read it. The
+metadata's ``multiagent["eaq"]`` block records the source id, the counts, the acceptance rate
+and every setting. The source dataset is only read; the output is written atomically by
+``wrappers.minari_io.write_dataset``, so a failure leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import os
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import minari
+import numpy as np
+import torch
+from ema_pytorch import EMA
+from minari.data_collector.episode_buffer import EpisodeBuffer
+from minari.dataset.minari_dataset import parse_dataset_id
+from minari.storage.datasets_root_dir import get_dataset_path
+from safetensors.torch import load_file, save_file
+from tqdm.auto import tqdm
+
+from diffusion_agents.eaq.config import EAQConfig
+from diffusion_agents.eaq.encode import (
+    DecodeResult,
+    EpisodeLayout,
+    RowNormalizer,
+)
+from diffusion_agents.eaq.model import EAQModel
+from wrappers import EpisodeBatch, load_episodes
+from wrappers.minari_io import META_KEY, batch_to_buffers, write_dataset
+
+FORMAT_VERSION = 1
+SUFFIX = "-eaq"
+
+
+# ---------------------------------------------------------------------------------------
+# Sampling results
+# ---------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True, repr=False)
+class SampleResult:
+    """Accepted synthetic episodes and the bookkeeping of how they were drawn.
+
+    Attributes:
+        batch: ``EpisodeBatch`` of the accepted episodes (``synthetic`` True).
+        raw: ``(accepted, features, horizon)`` their raw (de-normalized) episode tensors.
+        attempted: samples drawn; ``rejected``: per reason (see ``encode.REJECT_REASONS``).
+        q_total: ``(accepted,)`` the generated Q-total row at ``t = 0`` (return units).
+        q_estimate: ``(accepted,)`` ``Q_phi`` at ``t = 0`` of the decoded episodes.
+        seconds: wall time of the sampling.
+    """
+
+    batch: EpisodeBatch
+    raw: np.ndarray
+    attempted: int
+    rejected: dict[str, int]
+    q_total: np.ndarray
+    q_estimate: np.ndarray
+    seconds: float
+
+    @property
+    def num_accepted(self) -> int:
+        return self.batch.num_episodes
+
+    @property
+    def acceptance_rate(self) -> float:
+        return self.num_accepted / max(self.attempted, 1)
+
+    def __repr__(self) -> str:
+        return (
+            f"SampleResult(accepted={self.num_accepted}, attempted={self.attempted}, "
+            f"acceptance={self.acceptance_rate:.3f}, rejected={self.rejected}, "
+            f"mean_return={self.batch.returns.mean():.3f}, seconds={self.seconds:.1f})"
+        )
+
+
+# ---------------------------------------------------------------------------------------
+# The reusable augmenter
+# ---------------------------------------------------------------------------------------
+
+
+class EAQAugmenter:
+    """Fit EAQ's episode diffusion model on a multi-agent dataset and sample from it.
+
+    >>> aug = EAQAugmenter(EAQConfig(q_weight=1.0)).fit("mpe2/simple_spread/medium-v0")
+    >>> res = aug.sample(1000)            # SampleResult; res.batch is an EpisodeBatch
+    >>> aug.save("eaq_ckpt"); aug = EAQAugmenter.load("eaq_ckpt")
+    """
+
+    def __init__(self, config: EAQConfig | None = None) -> None:
+        self.config = config or EAQConfig()
+        self.layout: EpisodeLayout | None = None
+        self.normalizer: RowNormalizer | None = None
+        self.model: EAQModel | None = None
+        self.ema: EMA | None = None
+        self.source: dict[str, Any] = {}
+        self.history: list[dict[str, float]] = []
+        self.steps_done = 0
+
+    # -- fitting -------------------------------------------------------------------------------
+    def _device(self) -> torch.device:
+        return torch.device(self.config.device or "cpu")
+
+    def _setup(self, batch: EpisodeBatch) -> np.ndarray:
+        cfg = self.config
+        self.layout = EpisodeLayout.from_batch(batch, gamma=cfg.gamma)
+        raw = self.layout.encode(batch)
+        self.normalizer = RowNormalizer.fit(raw, self.layout)
+        torch.manual_seed(cfg.seed)
+        self.model = EAQModel(layout=self.layout, config=cfg).to(self._device())
+        self.ema = EMA(self.model.net, beta=cfg.ema_decay, update_after_step=0, update_every=1)
+        self.source = {
+            "dataset_id": batch.dataset_id,
+            "num_episodes": batch.num_episodes,
+            "ref_min_score": batch.ref_min_score,
+            "ref_max_score": batch.ref_max_score,
+            "metadata": batch.metadata,
+            "mean_return": float(batch.returns.mean()),
+        }
+        return raw
+
+    def fitter(
+        self,
+        dataset: minari.MinariDataset | str | EpisodeBatch,
+        *,
+        show_progress: bool = True,
+    ) -> Iterator[tuple[int, dict[str, float]]]:
+        """Train ``f_theta`` and ``Q_phi`` for ``config.n_steps`` steps, yielding
+        ``(step, metrics)`` after each (``fit`` is ``list(fitter(...))``)."""
+        batch = dataset if isinstance(dataset, EpisodeBatch) else load_episodes(dataset)
+        _check_multiagent(batch)
+        cfg = self.config
+        raw = self._setup(batch)
+        dev = self._device()
+        data = torch.as_tensor(self.normalizer.normalize(raw), device=dev)
+        steps = np.arange(self.layout.horizon)[None, :] < batch.lengths[:, None]
+        step_mask = torch.as_tensor(steps, device=dev)
+        model = self.model
+        opt = torch.optim.Adam(model.net.parameters(), lr=cfg.learning_rate)
+        q_opt = torch.optim.Adam(model.q.parameters(), lr=cfg.q_learning_rate)
+        gen = torch.Generator().manual_seed(cfg.seed)
+        E = data.shape[0]
+        bar = tqdm(range(cfg.n_steps), desc="EAQ fit", disable=not show_progress)
+        for step in bar:
+            idx = torch.randint(0, E, (cfg.batch_size,), generator=gen).to(dev)
+            lam = cfg.q_weight if step >= cfg.q_warmup_steps else 0.0
+            losses = model.losses(
+                data[idx], step_mask[idx], q_weight=lam,
+                temperature=cfg.action_temperature, generator=gen,
+            )
+            opt.zero_grad(set_to_none=True)
+            q_opt.zero_grad(set_to_none=True)
+            (losses["model"] + losses["q_fit"]).backward()
+            # q_fit only reaches Q_phi; L_Qtot only reaches f_theta (Q_phi frozen in it).
+            opt.step()
+            q_opt.step()
+            self.ema.update()
+            self.steps_done += 1
+            metrics = {k: float(v.detach()) for k, v in losses.items()}
+            metrics["q_weight"] = lam
+            self.history.append(metrics)
+            if step % 25 == 0 or step == cfg.n_steps - 1:
+                bar.set_postfix(
+                    diff=f"{metrics['diffusion']:.4f}",
+                    q_fit=f"{metrics['q_fit']:.4f}",
+                    q=f"{-metrics['q_guidance']:.3f}",
+                )
+            yield step, metrics
+
+    def fit(
+        self,
+        dataset: minari.MinariDataset | str | EpisodeBatch,
+        *,
+        show_progress: bool = True,
+    ) -> EAQAugmenter:
+        """Train on ``dataset`` (a multi-agent Minari dataset, its id, or an EpisodeBatch)."""
+        for _ in self.fitter(dataset, show_progress=show_progress):
+            pass
+        return self
+
+    # -- sampling -----------------------------------------------------------------------------
+    def _require_fit(self) -> None:
+        if self.model is None:
+            raise RuntimeError("EAQAugmenter is not fitted: call fit(dataset) or load(path).")
+
+    @torch.no_grad()
+    def q_estimate(self, raw: np.ndarray) -> np.ndarray:
+        """``Q_phi`` at ``t = 0`` of raw episode tensors ``(batch, F, H)``, in return units."""
+        self._require_fit()
+        x = torch.as_tensor(self.normalizer.normalize(raw), device=self._device())
+        q = self.model.q(x)[:, 0].cpu().numpy()
+        r = self.model.q_row
+        return (q + 1.0) * 0.5 * self.normalizer.span[r] + self.normalizer.low[r]
+
+    def decode(self, raw: np.ndarray) -> DecodeResult:
+        """Decode raw tensors with this dataset's limits and the config's margin."""
+        self._require_fit()
+        return self.layout.decode(
+            raw,
+            limits=(self.normalizer.low, self.normalizer.high),
+            range_margin=self.config.range_margin,
+            dataset_id=None,
+            ref_scores=(self.source.get("ref_min_score"), self.source.get("ref_max_score")),
+            metadata=self.source.get("metadata") or {},
+        )
+
+    @torch.no_grad()
+    def sample(
+        self,
+        num_episodes: int,
+        *,
+        seed: int | None = None,
+        show_progress: bool = True,
+    ) -> SampleResult:
+        """Draw candidates until ``num_episodes`` are accepted (or ``max_sample_rounds``).
+
+        Raises:
+            RuntimeError: when fewer than ``num_episodes`` pass after all rounds.
+        """
+        self._require_fit()
+        if num_episodes < 1:
+            raise ValueError(f"num_episodes must be >= 1, got {num_episodes}.")
+        cfg = self.config
+        gen = torch.Generator().manual_seed(cfg.seed + 1 if seed is None else seed)
+        net = self.ema.ema_model
+        net.eval()
+        shape = (cfg.sample_batch_size, self.layout.num_features, self.layout.horizon)
+        kept: list[np.ndarray] = []
+        reasons: Counter[str] = Counter()
+        attempted = accepted = 0
+        t0 = time.perf_counter()
+        bar = tqdm(total=num_episodes, desc="EAQ sample", disable=not show_progress)
+        for _ in range(cfg.max_sample_rounds):
+            x = self.model.diffusion.sample(
+                lambda x_t, t: net(x_t, t),
+                shape,
+                steps=cfg.sample_steps if cfg.sampler == "ddim" else None,
+                sampler=cfg.sampler,
+                generator=gen,
+                device=self._device(),
+            )
+            raw = self.normalizer.unnormalize(x.cpu().numpy())
+            res = self.layout.decode(
+                raw,
+                limits=(self.normalizer.low, self.normalizer.high),
+                range_margin=cfg.range_margin,
+            )
+            attempted += raw.shape[0]
+            reasons.update(res.reasons)
+            take = raw[res.accepted][: num_episodes - accepted]
+            kept.append(take)
+            accepted += take.shape[0]
+            bar.update(take.shape[0])
+            bar.set_postfix(acceptance=f"{accepted / attempted:.2f}")
+            if accepted >= num_episodes:
+                break
+        bar.close()
+        if accepted < num_episodes:
+            raise RuntimeError(
+                f"EAQ accepted only {accepted} of {attempted} sampled episodes "
+                f"(rejected: {dict(reasons)}); wanted {num_episodes}. Train longer "
+                "(n_steps), raise range_margin or max_sample_rounds."
+            )
+        raw = np.concatenate(kept)
+        res = self.decode(raw)
+        if res.num_accepted != raw.shape[0]:  # pragma: no cover - decode is deterministic
+            raise RuntimeError("Re-decoding accepted samples rejected some; please report.")
+        return SampleResult(
+            batch=res.batch,
+            raw=raw,
+            attempted=attempted,
+            rejected=dict(reasons),
+            q_total=res.q_total,
+            q_estimate=self.q_estimate(raw),
+            seconds=time.perf_counter() - t0,
+        )
+
+    # -- save / load ------------------------------------------------------------------------
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write ``path/`` with ``weights.safetensors`` and ``config.json`` (atomically)."""
+        self._require_fit()
+        path = Path(path)
+        if path.exists():
+            raise FileExistsError(f"{path} exists; choose a new checkpoint folder.")
+        tmp = path.with_name(f".{path.name}.partial-{os.getpid()}")
+        tmp.mkdir(parents=True)
+        try:
+            tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
+            tensors.update(
+                {f"ema.{k}": v.detach().cpu().contiguous() for k, v in self.ema.ema_model.state_dict().items()}
+            )
+            save_file(tensors, str(tmp / "weights.safetensors"))
+            meta = {
+                "format": "diffusion-agents/eaq",
+                "format_version": FORMAT_VERSION,
+                "config": self.config.to_dict(),
+                "layout": self.layout.to_dict(),
+                "normalizer": self.normalizer.to_dict(),
+                "source": self.source,
+                "steps_done": self.steps_done,
+            }
+            (tmp / "config.json").write_text(json.dumps(meta, indent=1, default=_json_default))
+            os.rename(tmp, path)
+        except BaseException:
+            import shutil
+
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, *, device: str | None = None) -> EAQAugmenter:
+        """Rebuild an augmenter saved by :meth:`save` (no unpickling)."""
+        path = Path(path)
+        cfg_file, w_file = path / "config.json", path / "weights.safetensors"
+        for f in (cfg_file, w_file):
+            if not f.is_file():
+                raise FileNotFoundError(f"EAQ checkpoint {path} lacks {f.name}.")
+        try:
+            meta = json.loads(cfg_file.read_text())
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"EAQ checkpoint {cfg_file} is not valid JSON: {exc}") from None
+        if meta.get("format") != "diffusion-agents/eaq" or meta.get("format_version") != FORMAT_VERSION:
+            raise ValueError(
+                f"{cfg_file}: format {meta.get('format')!r} version {meta.get('format_version')!r} "
+                f"is not an EAQ checkpoint of version {FORMAT_VERSION}."
+            )
+        config = EAQConfig.from_dict(meta["config"])
+        if device is not None:
+            config = config.replace(device=device)
+        self = cls(config)
+        self.layout = EpisodeLayout.from_dict(meta["layout"])
+        self.normalizer = RowNormalizer.from_dict(meta["normalizer"])
+        self.source = meta.get("source", {})
+        self.steps_done = int(meta.get("steps_done", 0))
+        self.model = EAQModel(layout=self.layout, config=config)
+        self.ema = EMA(self.model.net, beta=config.ema_decay, update_after_step=0, update_every=1)
+        tensors = load_file(str(w_file))
+        try:
+            self.model.load_state_dict(
+                {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, strict=True
+            )
+            self.ema.ema_model.load_state_dict(
+                {k[4:]: v for k, v in tensors.items() if k.startswith("ema.")}, strict=True
+            )
+        except RuntimeError as exc:
+            raise ValueError(f"EAQ checkpoint {w_file} does not match its config: {exc}") from None
+        self.model.to(self._device())
+        self.ema.to(self._device())
+        return self
+
+
+def _json_default(x: Any) -> Any:
+    if isinstance(x, (np.generic,)):
+        return x.item()
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    if isinstance(x, (set, tuple)):
+        return list(x)
+    return str(x)
+
+
+# ---------------------------------------------------------------------------------------
+# augment(): the dataset transform
+# ---------------------------------------------------------------------------------------
+
+
+def default_dataset_id(source_id: str) -> str:
+    """``namespace/name-vN`` -> ``namespace/name-eaq-vN`` (e.g. ``.../medium-eaq-v0``)."""
+    namespace, name, version = parse_dataset_id(source_id)
+    new = f"{name}{SUFFIX}" + (f"-v{version}" if version is not None else "")
+    return f"{namespace}/{new}" if namespace else new
+
+
+def _check_target(dataset_id: str) -> None:
+    try:
+        parse_dataset_id(dataset_id)
+    except Exception as exc:
+        raise ValueError(
+            f"Malformed dataset id {dataset_id!r} ({exc}); ids look like "
+            "'namespace/env/name-v0', e.g. 'mpe2/simple_spread/medium-eaq-v0'."
+        ) from None
+    if get_dataset_path(dataset_id).exists():
+        raise FileExistsError(
+            f"A dataset with id {dataset_id!r} already exists at {get_dataset_path(dataset_id)}; "
+            "pass another new_dataset_id or delete it with `minari delete`."
+        )
+
+
+def _check_multiagent(batch: EpisodeBatch) -> None:
+    if batch.num_agents < 2:
+        raise ValueError(
+            f"Dataset {batch.dataset_id!r} has a single agent {list(batch.agents)}; EAQ "
+            "(Q-total over a team) needs a multi-agent dataset with >= 2 agents."
+        )
+
+
+def _real_buffers(ds: minari.MinariDataset) -> Iterator[EpisodeBuffer]:
+    """The source episodes as Minari buffers, unchanged (every info key kept)."""
+    for ep in ds.iterate_episodes():
+        yield EpisodeBuffer(
+            observations=ep.observations,
+            actions=ep.actions,
+            rewards=np.asarray(ep.rewards),
+            terminations=np.asarray(ep.terminations),
+            truncations=np.asarray(ep.truncations),
+            infos=ep.infos,
+        )
+
+
+_COPIED_META = (
+    "ref_min_score",
+    "ref_max_score",
+    "num_episodes_average_score",
+    "eval_env_spec",
+    "author",
+    "author_email",
+    "code_permalink",
+    "requirements",
+)
+
+
+def augment(
+    dataset: minari.MinariDataset | str,
+    *,
+    num_episodes: int | None = None,
+    ratio: float | None = None,
+    q_weight: float | None = None,
+    n_steps: int | None = None,
+    new_dataset_id: str | None = None,
+    seed: int | None = None,
+    synthetic_only: bool = False,
+    config: EAQConfig | None = None,
+    augmenter: EAQAugmenter | None = None,
+    show_progress: bool = True,
+) -> minari.MinariDataset:
+    """Augment a multi-agent Minari dataset with EAQ; return the **new** dataset.
+
+    Args:
+        dataset: a multi-agent Minari dataset (``docs/convention.md``) or its id.
+        num_episodes: synthetic episodes to add; or ``ratio`` (synthetic per real episode,
+            default 1.0). Not both.
+        q_weight: lambda of ``L_Qtot`` (0 = EAQ without Q); overrides ``config``.
+        n_steps: training gradient steps; overrides ``config``.
+        new_dataset_id: id of the output; default: the source id with ``-eaq`` appended
+            to the name (``mpe2/simple_spread/medium-v0`` -> ``.../medium-eaq-v0``).
+        seed: seeds fitting and sampling; overrides ``config.seed``.
+        synthetic_only: write only the synthetic episodes.
+        config: :class:`EAQConfig` (defaults otherwise).
+        augmenter: an already fitted :class:`EAQAugmenter` to sample from (no training).
+    Raises:
+        wrappers.DatasetConventionError: the input is not a multi-agent dataset.
+        ValueError: a single-agent dataset, bad arguments; FileExistsError: the target exists.
+    """
+    ds = dataset if isinstance(dataset, minari.MinariDataset) else minari.load_dataset(str(dataset))
+    source_id = ds.spec.dataset_id
+    target = new_dataset_id or default_dataset_id(source_id)
+    if target == source_id:
+        raise ValueError(f"new_dataset_id {target!r} is the source id; the source is never modified.")
+    _check_target(target)
+    if num_episodes is not None and ratio is not None:
+        raise ValueError("Pass num_episodes or ratio, not both.")
+    batch = load_episodes(ds)
+    _check_multiagent(batch)
+    if num_episodes is None:
+        r = 1.0 if ratio is None else float(ratio)
+        if r <= 0:
+            raise ValueError(f"ratio must be > 0, got {ratio}.")
+        num_episodes = max(1, int(round(r * batch.num_episodes)))
+    elif num_episodes < 1:
+        raise ValueError(f"num_episodes must be >= 1, got {num_episodes}.")
+
+    if augmenter is None:
+        cfg = config or EAQConfig()
+        changes = {k: v for k, v in (("q_weight", q_weight), ("n_steps", n_steps), ("seed", seed)) if v is not None}
+        cfg = cfg.replace(**changes)
+        augmenter = EAQAugmenter(cfg).fit(batch, show_progress=show_progress)
+        fit_steps = cfg.n_steps
+    else:
+        augmenter._require_fit()
+        if augmenter.layout.agents != batch.agents:
+            raise ValueError(
+                f"The augmenter was fitted on agents {list(augmenter.layout.agents)}, the "
+                f"dataset has {list(batch.agents)}."
+            )
+        cfg = augmenter.config
+        fit_steps = augmenter.steps_done
+    result = augmenter.sample(num_episodes, seed=seed, show_progress=show_progress)
+    syn = result.batch
+
+    src_meta = ds.storage.metadata
+    ma = copy.deepcopy(src_meta.get(META_KEY, {}))
+    eaq_meta = {
+        "source_dataset_id": source_id,
+        "num_real_episodes": 0 if synthetic_only else batch.num_episodes,
+        "num_synthetic_episodes": syn.num_episodes,
+        "synthetic_only": bool(synthetic_only),
+        "attempted_samples": result.attempted,
+        "acceptance_rate": result.acceptance_rate,
+        "rejected": result.rejected,
+        "q_weight": cfg.q_weight,
+        "fit_steps": fit_steps,
+        "settings": cfg.to_dict(),
+        "real_mean_return": float(batch.returns.mean()),
+        "synthetic_mean_return": float(syn.returns.mean()),
+        "synthetic_mean_q_estimate": float(result.q_estimate.mean()),
+    }
+    ma["eaq"] = eaq_meta
+    metadata: dict[str, Any] = {k: src_meta[k] for k in _COPIED_META if k in src_meta}
+    metadata[META_KEY] = ma
+    metadata["algorithm_name"] = f"EAQ(q_weight={cfg.q_weight}) on {src_meta.get('algorithm_name', source_id)}"
+    metadata["description"] = (
+        f"{'' if synthetic_only else f'{batch.num_episodes} real episodes of {source_id} + '}"
+        f"{syn.num_episodes} EAQ synthetic episodes (q_weight={cfg.q_weight}, "
+        f"acceptance {result.acceptance_rate:.3f})."
+    )
+    metadata = json.loads(json.dumps(metadata, default=_json_default))
+    if "author" in metadata:  # Minari wants a set of names
+        a = metadata["author"]
+        metadata["author"] = set(a) if isinstance(a, list) else {str(a)}
+
+    def episodes() -> Iterator[EpisodeBuffer]:
+        if not synthetic_only:
+            yield from _real_buffers(ds)
+        yield from batch_to_buffers(
+            syn,
+            extra_infos=lambda e: {"synthetic": np.ones(int(syn.lengths[e]) + 1, bool)},
+        )
+
+    return write_dataset(
+        target,
+        episodes(),
+        observation_space=ds.observation_space,
+        action_space=ds.action_space,
+        metadata=metadata,
+        env_spec=ds.env_spec,
+        num_episodes=syn.num_episodes + (0 if synthetic_only else batch.num_episodes),
+        show_progress=show_progress,
+    )
