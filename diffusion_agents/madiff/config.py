@@ -121,8 +121,8 @@ class MADiffConfig:
     grad_clip: float = 1.0
     inv_loss_weight: float = 1.0
     ema_decay: float = 0.995
-    ema_update_every: int = 10
-    ema_start: int = 1000
+    ema_update_every: int = 2
+    ema_start: int = 500
     checkpoint_every: int = 5_000
     seed: int = 0
     device: str = "cpu"

@@ -101,6 +101,7 @@ class MADiffPolicy:
         self.action_spaces = dict(action_spaces)
         self.info = dict(info or {})
         self._index = {a: i for i, a in enumerate(self.agents)}
+        self.batched_guidance = True
         self.reset(seed=self.config.seed if seed is None else seed)
 
     # -- construction -----------------------------------------------------------------------
@@ -162,7 +163,7 @@ class MADiffPolicy:
             "n_actions": list(batch.n_actions),
             "max_t": int(batch.horizon),
         }
-        for i, a in enumerate(batch.agents):
+        for a in batch.agents:
             space = batch.action_spaces[a]
             if not isinstance(
                 space,
@@ -359,7 +360,7 @@ class MADiffPolicy:
             except Exception as exc:  # non-Box spaces: the space says what is wrong
                 raise ValueError(
                     f"Agent {agent!r}: observation does not fit {core}: {exc}"
-                )
+                ) from None
             rows[r, : flat.shape[0]] = flat
         return present, torch.as_tensor(rows, device=self.device), masks
 
@@ -413,7 +414,17 @@ class MADiffPolicy:
         known |= ~model.dim_valid[None, :, :, None]
         returns = torch.full((s,), float(cfg.target_return), device=self.device)
         plan = model.plan(
-            values, known, returns, noise=noise, generator=self._generator
+            values,
+            known,
+            returns,
+            noise=noise,
+            generator=self._generator,
+            guidance_weight=cfg.guidance_weight,
+            sampler=cfg.sampler,
+            steps=cfg.sampling_steps,
+            eta=cfg.eta,
+            temperature=cfg.temperature,
+            batched_guidance=self.batched_guidance,
         )
 
         samp = torch.as_tensor([sample_of[i] for i in present], device=self.device)
@@ -475,6 +486,41 @@ class MADiffPolicy:
                         np.rint(v).astype(space.dtype).reshape(space.shape)
                     )
         return {a: result[a] for a in (self.agents[i] for i in present)}
+
+    SAMPLING_FIELDS = (
+        "guidance_weight",
+        "target_return",
+        "sampler",
+        "sampling_steps",
+        "eta",
+        "temperature",
+    )
+
+    def with_sampling(self, **changes: Any) -> MADiffPolicy:
+        """The same trained model with other sampling settings (a new policy object).
+
+        Allowed keys: ``guidance_weight``, ``target_return``, ``sampler``,
+        ``sampling_steps``, ``eta``, ``temperature``, and ``batched_guidance`` (False runs
+        the two guidance terms as two forward passes, as the reference code does).
+        """
+        batched = changes.pop("batched_guidance", self.batched_guidance)
+        bad = sorted(set(changes) - set(self.SAMPLING_FIELDS))
+        if bad:
+            raise ValueError(
+                f"with_sampling() cannot change {bad}; allowed: {list(self.SAMPLING_FIELDS)} "
+                "and 'batched_guidance'."
+            )
+        other = MADiffPolicy(
+            self.model,
+            agents=self.agents,
+            observation_spaces=self.observation_spaces,
+            action_spaces=self.action_spaces,
+            info=self.info,
+        )
+        other.config = self.config.replace(**changes)
+        other.batched_guidance = bool(batched)
+        other.reset(seed=other.config.seed)
+        return other
 
     def predict(
         self,

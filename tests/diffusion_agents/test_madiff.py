@@ -1,0 +1,336 @@
+"""MADiff policy tests: shapes and masks, reproduction of a behaviour policy, decentralization,
+save/load and refused checkpoints, bad inputs to ``act``, resume after interruption."""
+
+from __future__ import annotations
+
+import os
+from unittest import mock
+
+import numpy as np
+import pytest
+import torch
+from gymnasium import spaces
+from safetensors.torch import save_file
+
+from diffusion_agents import MADiffConfig, MADiffPolicy
+from diffusion_agents.checkpoint import CheckpointError
+from tests.wrappers.toy_envs import ChasePolicy
+from wrappers import RandomPolicy, load_episodes, make_env, record_dataset
+
+TOY = "tests.wrappers.toy_envs"
+# A tiny model: every test trains in seconds on 2 cores.
+TINY = MADiffConfig(
+    base_width=16,
+    dim_mults=(1, 2),
+    inv_hidden=(64, 64),
+    history=1,
+    horizon=4,
+    n_steps=60,
+    batch_size=16,
+    ema_start=10,
+    ema_update_every=1,
+    learning_rate=1e-3,
+    sampling_steps=3,
+    n_diffusion_steps=50,
+)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    # These models are tiny: one thread beats two (no sync overhead), and it keeps the
+    # tests fast when the CI cores are shared.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _record(tmp_path_factory, factory, policy_fn, episodes, kwargs, name):
+    root = tmp_path_factory.mktemp("minari")
+    with mock.patch.dict(os.environ, {"MINARI_DATASETS_PATH": str(root)}):
+        env = make_env(f"{TOY}:{factory}", **kwargs)
+        ds = record_dataset(
+            f"{TOY}:{factory}",
+            policy_fn(env),
+            episodes,
+            f"toy/{name}/data-v0",
+            env_kwargs=kwargs,
+            show_progress=False,
+            num_ref_episodes=2,
+        )
+        return load_episodes(ds)
+
+
+@pytest.fixture(scope="module")
+def chase_batch(tmp_path_factory):
+    return _record(
+        tmp_path_factory,
+        "make_chase_env",
+        lambda env: ChasePolicy(),
+        40,
+        {"n_agents": 2, "max_cycles": 8},
+        "chase",
+    )
+
+
+@pytest.fixture(scope="module")
+def chase_policy(chase_batch):
+    cfg = TINY.replace(n_steps=300, batch_size=32, guidance_weight=1.0)
+    return MADiffPolicy.train(chase_batch, cfg, seed=0, show_progress=False)
+
+
+@pytest.fixture(scope="module")
+def hetero_batch(tmp_path_factory):
+    return _record(
+        tmp_path_factory,
+        "make_hetero_env",
+        lambda env: RandomPolicy(env, seed=0),
+        12,
+        {"max_cycles": 6},
+        "hetero",
+    )
+
+
+@pytest.fixture(scope="module")
+def hetero_policy(hetero_batch):
+    return MADiffPolicy.train(hetero_batch, TINY, seed=0, show_progress=False)
+
+
+def _run_episode(env, policy, seed):
+    obs, _ = env.reset(seed=seed)
+    policy.reset(seed=seed)
+    steps = 0
+    while env.agents:
+        actions = policy.act(obs)
+        assert set(actions) == set(obs)
+        obs, *_ = env.step(actions)
+        steps += 1
+    return steps
+
+
+def test_reproduces_deterministic_behaviour_policy(chase_policy):
+    env = make_env(f"{TOY}:make_chase_env", n_agents=2, max_cycles=8)
+    expert = ChasePolicy()
+    agree = total = 0
+    for ep in range(6):
+        obs, _ = env.reset(seed=1000 + ep)
+        chase_policy.reset(seed=ep)
+        while env.agents:
+            act, ref = chase_policy.act(obs), expert.act(obs)
+            agree += sum(int(act[a]) == int(ref[a]) for a in act)
+            total += len(act)
+            obs, *_ = env.step(act)
+    # chance is 1/3; a working pipeline agrees far more often
+    assert agree / total > 0.6, f"agreement {agree / total:.2f}"
+
+
+def test_heterogeneous_agents_shapes_and_teammate_predictions(
+    hetero_policy, hetero_batch
+):
+    env = make_env(f"{TOY}:make_hetero_env", max_cycles=6)
+    obs, _ = env.reset(seed=3)
+    hetero_policy.reset(seed=0)
+    actions = hetero_policy.act(obs)
+    for agent, a in actions.items():
+        assert env.action_space(agent).contains(a), (agent, a)
+    assert isinstance(actions["scout"], np.integer) and isinstance(
+        actions["worker"], np.integer
+    )
+    assert actions["pilot"].shape == (2,) and actions["pilot"].dtype == np.float32
+    preds = hetero_policy.teammate_predictions()
+    assert set(preds) == {"scout", "worker", "pilot"}
+    assert set(preds["scout"]) == {"worker", "pilot"}
+    dims = dict(zip(hetero_batch.agents, hetero_batch.obs_dims))
+    for i, by_j in preds.items():
+        for j, p in by_j.items():
+            assert p.shape == (TINY.horizon, dims[j]) and np.isfinite(p).all()
+    assert _run_episode(env, hetero_policy, 5) == 6
+    a2, _ = hetero_policy.predict(obs, episode_start=True)
+    assert set(a2) == set(obs)
+
+
+def test_action_masks_are_respected(tmp_path_factory):
+    # MaskedEnv(strict=True) raises on any illegal action; masks change every step.
+    batch = _record(
+        tmp_path_factory,
+        "make_masked_env",
+        lambda env: RandomPolicy(env, seed=1),
+        8,
+        {"n_agents": 2, "n_actions": 4, "max_cycles": 7},
+        "masked",
+    )
+    policy = MADiffPolicy.train(batch, TINY.replace(n_steps=20), show_progress=False)
+    env = make_env(f"{TOY}:make_masked_env", n_agents=2, n_actions=4, max_cycles=7)
+    for seed in range(3):
+        assert _run_episode(env, policy, seed) == 7
+
+
+def test_dying_agents_and_discrete_start(tmp_path_factory):
+    kwargs = {"deaths": [2, 4, None], "max_cycles": 6, "action_start": 1}
+    batch = _record(
+        tmp_path_factory,
+        "make_dying_env",
+        lambda env: RandomPolicy(env, seed=2),
+        8,
+        kwargs,
+        "dying",
+    )
+    for mode in ("decentralized", "centralized"):
+        policy = MADiffPolicy.train(
+            batch, TINY.replace(n_steps=20, mode=mode), show_progress=False
+        )
+        env = make_env(f"{TOY}:make_dying_env", **kwargs)
+        obs, _ = env.reset(seed=0)
+        policy.reset()
+        seen_counts = set()
+        while env.agents:
+            actions = policy.act(obs)
+            assert set(actions) == set(obs)
+            for agent, a in actions.items():
+                assert env.action_space(agent).contains(a), (agent, a)
+            seen_counts.add(len(env.agents))
+            obs, *_ = env.step({a: actions[a] for a in env.agents})
+        assert seen_counts == {1, 2, 3}  # agents died mid-episode
+
+
+def _obs_pair(env_seed=0):
+    env = make_env(f"{TOY}:make_chase_env", n_agents=2, max_cycles=8)
+    obs, _ = env.reset(seed=env_seed)
+    changed = {a: o.copy() for a, o in obs.items()}
+    changed["runner_1"] = changed["runner_1"] + np.float32(0.7)
+    return obs, changed
+
+
+def test_decentralized_agent_ignores_teammates_observation(chase_policy):
+    obs, changed = _obs_pair()
+    chase_policy.reset(seed=11)
+    a1 = chase_policy.act(obs)
+    f1 = chase_policy.predicted_futures()["runner_0"]["runner_0"]
+    chase_policy.reset(seed=11)
+    a2 = chase_policy.act(changed)
+    f2 = chase_policy.predicted_futures()["runner_0"]["runner_0"]
+    assert a1["runner_0"] == a2["runner_0"]
+    np.testing.assert_array_equal(f1, f2)
+    # ... over several steps too (histories stay per agent)
+    for _ in range(3):
+        b1 = chase_policy.act(obs)
+    chase_policy.reset(seed=11)
+    chase_policy.act(changed)
+    for _ in range(3):
+        b2 = chase_policy.act(changed)
+    assert b1["runner_0"] == b2["runner_0"]
+
+
+def test_centralized_plan_depends_on_teammates(chase_batch):
+    policy = MADiffPolicy.train(
+        chase_batch, TINY.replace(mode="centralized", n_steps=30), show_progress=False
+    )
+    obs, changed = _obs_pair()
+    policy.reset(seed=11)
+    policy.act(obs)
+    f1 = policy.predicted_futures()["runner_0"]["runner_0"]
+    policy.reset(seed=11)
+    policy.act(changed)
+    f2 = policy.predicted_futures()["runner_0"]["runner_0"]
+    assert not np.array_equal(f1, f2)
+
+
+def test_save_load_same_actions_and_refuses_bad_files(chase_policy, tmp_path):
+    path = chase_policy.save(tmp_path / "madiff.safetensors")
+    loaded = MADiffPolicy.load(path)
+    assert loaded.config == chase_policy.config and loaded.agents == chase_policy.agents
+    env = make_env(f"{TOY}:make_chase_env", n_agents=2, max_cycles=8)
+    for policy_pair in ((chase_policy, loaded),):
+        outs = []
+        for p in policy_pair:
+            obs, _ = env.reset(seed=4)
+            p.reset(seed=4)
+            acts = []
+            while env.agents:
+                a = p.act(obs)
+                acts.append([int(a[k]) for k in sorted(a)])
+                obs, *_ = env.step(a)
+            outs.append(acts)
+        assert outs[0] == outs[1]
+
+    # tampered: one byte of tensor data flipped
+    raw = bytearray(path.read_bytes())
+    raw[-20] ^= 0xFF
+    bad = tmp_path / "tampered.safetensors"
+    bad.write_bytes(bytes(raw))
+    with pytest.raises(CheckpointError, match="integrity"):
+        MADiffPolicy.load(bad)
+    # foreign: a valid safetensors file of someone else
+    foreign = tmp_path / "foreign.safetensors"
+    save_file({"w": torch.zeros(3)}, str(foreign))
+    with pytest.raises(CheckpointError, match="not a diffusion-agents checkpoint"):
+        MADiffPolicy.load(foreign)
+    # not safetensors at all (e.g. a pickle)
+    junk = tmp_path / "model.pt"
+    torch.save({"w": torch.zeros(3)}, junk)
+    with pytest.raises(CheckpointError, match="not a readable"):
+        MADiffPolicy.load(junk)
+    with pytest.raises(FileNotFoundError, match="no_such"):
+        MADiffPolicy.load(tmp_path / "no_such.safetensors")
+
+
+def test_bad_inputs_to_act_name_the_agent(chase_policy):
+    obs, _ = _obs_pair()
+    chase_policy.reset()
+    with pytest.raises(ValueError, match="no observations"):
+        chase_policy.act({})
+    with pytest.raises(KeyError, match="ghost"):
+        chase_policy.act({**obs, "ghost": obs["runner_0"]})
+    with pytest.raises(ValueError, match="'runner_1'.*missing"):
+        chase_policy.act({**obs, "runner_1": None})
+    with pytest.raises(ValueError, match=r"'runner_1'.*shape \(4,\), expected \(3,\)"):
+        chase_policy.act({**obs, "runner_1": np.zeros(4, np.float32)})
+    with pytest.raises(TypeError, match="'runner_0'.*dtype"):
+        chase_policy.act({**obs, "runner_0": np.array(["a", "b", "c"])})
+    nan = obs["runner_0"].copy()
+    nan[1] = np.nan
+    with pytest.raises(ValueError, match="'runner_0'.*NaN"):
+        chase_policy.act({**obs, "runner_0": nan})
+    with pytest.raises(TypeError, match="observation dict"):
+        chase_policy.act([obs["runner_0"]])
+
+
+def test_resume_after_interruption_matches_uninterrupted_run(chase_batch, tmp_path):
+    cfg = TINY.replace(n_steps=16, checkpoint_every=8, ema_start=4)
+    full = MADiffPolicy.train(chase_batch, cfg, show_progress=False)
+    ckpt = tmp_path / "run.safetensors"
+    MADiffPolicy.train(
+        chase_batch,
+        cfg,
+        show_progress=False,
+        checkpoint_path=ckpt,
+        callback=lambda step, m: step == 8,
+    )  # "interrupted" at step 8
+    resumed = MADiffPolicy.train(
+        chase_batch, cfg, show_progress=False, checkpoint_path=ckpt
+    )
+    assert resumed.info["train_steps"] == 16
+    for (k, v), (k2, v2) in zip(
+        full.model.state_dict().items(), resumed.model.state_dict().items()
+    ):
+        assert k == k2 and torch.equal(v, v2), k
+    with pytest.raises(ValueError, match="config differs"):
+        MADiffPolicy.train(
+            chase_batch,
+            cfg.replace(base_width=8),
+            show_progress=False,
+            checkpoint_path=ckpt,
+        )
+
+
+def test_config_checks():
+    with pytest.raises(ValueError, match="mode='joint'.*allowed"):
+        MADiffConfig(mode="joint")
+    with pytest.raises(ValueError, match="sampling_steps=0"):
+        MADiffConfig(sampling_steps=0)
+    with pytest.raises(TypeError):
+        MADiffConfig(32)  # keyword-only
+    cfg = MADiffConfig(dim_mults=[1, 2])
+    assert cfg.dim_mults == (1, 2) and MADiffConfig.from_dict(cfg.to_dict()) == cfg
+    assert isinstance(MADiffConfig.reference().dim_mults, tuple)
+    assert isinstance(spaces.Discrete(2), spaces.Space)
