@@ -15,6 +15,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "datasets": ("benchmarks.behaviour", "build behaviour-policy datasets"),
     "bench": ("benchmarks.harness", "run a leaderboard grid (TOML) and report scores"),
     "smax-perf": ("benchmarks.smax_perf", "SMAX adapter vs native jitted step, env steps/s"),
+    "madiff": ("benchmarks.madiff_eval", "MADiff-D vs BC vs data on MPE spread, guidance on/off"),
     "augment": ("benchmarks.eaq_cmd", "EAQ-augment a multi-agent Minari dataset (new dataset)"),
 }
 
