@@ -139,6 +139,10 @@ def _check_tiers(tiers: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(tiers))
 
 
+def _default_info_keys(env_id: str) -> tuple[str, ...]:
+    return _INFO_KEYS.get(env_id.partition("/")[0], ())
+
+
 def _datasets_root() -> Path:
     from minari.storage.datasets_root_dir import get_dataset_path
 
@@ -424,6 +428,7 @@ def build_datasets(
     config: DatasetConfig | None = None,
     seed: int = 0,
     namespace: str | None = None,
+    info_keys: Sequence[str] | None = None,
     show_progress: bool = True,
     log: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
@@ -438,6 +443,8 @@ def build_datasets(
         tiers: subset of ``("expert", "medium", "poor", "random", "medium-replay")``.
         config: episodes per tier, PPO settings, tier targets (:class:`DatasetConfig`).
         namespace: Minari namespace to use instead of :func:`dataset_namespace`'s.
+        info_keys: per-agent info keys to record (default: SMAX/SMACv2's
+            ``battle_won``, ``dead_allies``, ``dead_enemies``; none for other envs).
         log: called with one-line progress messages (e.g. ``print``).
     """
     import minari
@@ -488,13 +495,15 @@ def build_datasets(
             show_progress=show_progress,
             log=log,
         )
-    for k, tier in enumerate(missing):
+    if info_keys is None:
+        info_keys = _default_info_keys(env_id)
+    for tier in missing:
         t = time.perf_counter()
         policy = tier_policy(
             manifest,
             tier,
             num_episodes=config.episodes,
-            seed=seed + k,
+            seed=seed + TIERS.index(tier),
             deterministic=config.deterministic,
         )
         info = manifest["tiers"][tier]
@@ -522,7 +531,6 @@ def build_datasets(
                 config.episodes,
                 ids[tier],
                 env_kwargs=env_kwargs,
-                info_keys=_INFO_KEYS.get(env_id.partition("/")[0], ()),
                 seed=seed + _TIER_SEED[tier],
                 ref_min_score=manifest["ref_min_score"],
                 ref_max_score=manifest["ref_max_score"],
@@ -533,6 +541,7 @@ def build_datasets(
                     "docs/datasets.md."
                 ),
                 extra_metadata=extra,
+                info_keys=info_keys,
                 show_progress=show_progress,
             )
         log(

@@ -29,18 +29,18 @@ class PPOConfig:
             ``medium-replay``.
     """
 
-    total_timesteps: int = 300_000
+    total_timesteps: int = 200_000
     n_envs: int = 8
-    n_steps: int = 64
-    batch_size: int = 512
+    n_steps: int = 100
+    batch_size: int = 600
     n_epochs: int = 5
     learning_rate: float = 1e-3
-    ent_coef: float = 0.01
+    ent_coef: float = 0.0
     gamma: float = 0.95
     gae_lambda: float = 0.95
     clip_range: float = 0.2
     net_arch: tuple[int, ...] = (64, 64)
-    num_snapshots: int = 24
+    num_snapshots: int = 12
 
     def __post_init__(self) -> None:
         for name in (
@@ -98,11 +98,11 @@ class DatasetConfig:
             sampling (sampling, the default, is what the behaviour policy did in training).
     """
 
-    episodes: int = 1000
+    episodes: int = 500
     ppo: PPOConfig = dataclasses.field(default_factory=PPOConfig)
     medium_target: float = 50.0
     poor_target: float = 20.0
-    eval_episodes: int = 30
+    eval_episodes: int = 20
     ref_episodes: int = 100
     deterministic: bool = False
 
