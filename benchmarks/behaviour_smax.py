@@ -321,9 +321,13 @@ def main(argv: list[str] | None = None) -> int:
     from benchmarks.behaviour import build_datasets, format_summary, summarize
     from benchmarks.behaviour_config import DatasetConfig, PPOConfig
 
+    # SMAX battles last 30-100 steps and pay the win bonus at the end: gamma 0.99 (as in
+    # MAPPO's SMAC settings) instead of the MPE-tuned 0.95; vmapped copies are cheap, so 16.
     config = DatasetConfig(
         episodes=args.episodes,
-        ppo=dataclasses.replace(PPOConfig(), total_timesteps=args.timesteps),
+        ppo=dataclasses.replace(
+            PPOConfig(), total_timesteps=args.timesteps, gamma=0.99, n_envs=16
+        ),
     )
     start = time.perf_counter()
     datasets = build_datasets(
