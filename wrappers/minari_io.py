@@ -269,14 +269,17 @@ def write_dataset(
     into place at the end, so a failure leaves no half-written dataset and an existing
     dataset is never touched.
 
-    With ``check`` (the default) the dataset must follow the multi-agent convention:
-    ``metadata["multiagent"]["agents"]`` names the keys of the ``Dict`` spaces, and every
-    episode is checked (agents, shapes, lengths, per-agent ``rewards``/``alive`` infos)
-    before it is written; the first bad episode raises ``DatasetConventionError`` naming it.
-    ``check=False`` writes any Minari episodes (for tests and foreign data).
+    When ``metadata`` declares the multi-agent convention (a ``"multiagent"`` block) and
+    ``check`` is on (the default), the dataset must follow it: ``metadata["multiagent"]
+    ["agents"]`` names the keys of the ``Dict`` spaces, and every episode is checked (agents,
+    shapes, lengths, per-agent ``rewards``/``alive`` infos) before it is written; the first
+    bad episode raises ``DatasetConventionError`` naming it. Without the block (foreign
+    data) or with ``check=False`` any Minari episodes are written as given.
     """
     final = _check_new_dataset_id(dataset_id)
-    agents = _check_write_spaces(dataset_id, metadata, observation_space, action_space) if check else None
+    agents = None
+    if check and META_KEY in metadata:
+        agents = _check_write_spaces(dataset_id, metadata, observation_space, action_space)
     root = get_dataset_path()
     tmp = Path(tempfile.mkdtemp(prefix=".partial-", dir=root))
     try:

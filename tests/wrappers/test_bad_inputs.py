@@ -257,7 +257,7 @@ def test_write_dataset_refuses_broken_episodes_and_leaves_nothing(minari_root, k
 @pytest.mark.parametrize(
     "meta, spaces_for, match",
     [
-        ({}, ["a", "b"], "needs a 'multiagent' block"),
+        ({"multiagent": {}}, ["a", "b"], "needs a 'multiagent' block"),
         ({"multiagent": {"agents": ["a", "a"]}}, ["a", "b"], "distinct 'agents'"),
         ({"multiagent": {"agents": ["a", "b", "c"]}}, ["a", "b"], "observation space must be a Dict over the agents"),
     ],
