@@ -16,6 +16,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bench": ("benchmarks.harness", "run a leaderboard grid (TOML) and report scores"),
     "smax-perf": ("benchmarks.smax_perf", "SMAX adapter vs native jitted step, env steps/s"),
     "madiff": ("benchmarks.madiff_eval", "MADiff-D vs BC vs data on MPE spread, guidance on/off"),
+    "perf": ("benchmarks.perf", "MADiff CPU speed: act latency, training steps/s, memory"),
     "augment": ("benchmarks.eaq_cmd", "EAQ-augment a multi-agent Minari dataset (new dataset)"),
 }
 

@@ -1,0 +1,252 @@
+"""``diffusion-agents perf``: MADiff speed on the CPU (act latency, training throughput, memory).
+
+Everything is measured in one process, so ratios hold even on a busy machine; the table also
+prints the load average seen during the run. Rows:
+
+- ``act, default``: ``policy.act(obs)`` for the 3 agents of MPE ``simple_spread_v3`` with the
+  default ``MADiffConfig`` (decentralized: one sample per agent, both guidance terms and all
+  agents' samples batched into one forward pass per DDIM step); median of ``--repeats`` calls.
+- ``act, same model, 200-step DDPM``: the same policy with ``sampler="ddpm"``,
+  ``sampling_steps=None``. Timed over ``--ddpm-steps`` sampling steps and extrapolated to 200
+  (the per-step cost is constant), unless ``--full``.
+- ``act, reference size``: ``MADiffConfig.reference()`` (width 128, mults 1-4-8, 200 DDPM
+  steps, guidance as two forward passes, one batch row per agent as in the official code);
+  timed over ``--ddpm-steps`` steps, extrapolated to 200.
+- ``train, default, batch 32``: gradient steps per second.
+- ``diffusers DDIMScheduler.step`` vs our sampler loop: per-step overhead with a no-op model.
+
+Weights do not change timings, so the policy is trained for one step on a small recorded
+random dataset.
+
+    diffusion-agents perf --threads 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--repeats", type=int, default=50)
+    p.add_argument(
+        "--ddpm-steps",
+        type=int,
+        default=10,
+        help="sampling steps actually timed for the 200-step rows",
+    )
+    p.add_argument("--full", action="store_true", help="time all 200 DDPM steps")
+    p.add_argument("--train-steps", type=int, default=40)
+    p.add_argument(
+        "--config", default="{}", help="JSON overrides of the default MADiffConfig"
+    )
+    p.add_argument("--out", default="benchmarks/results/madiff_perf.json")
+
+
+def _median_ms(fn, repeats: int, warmup: int = 3) -> float:
+    for _ in range(warmup):
+        fn()
+    ts = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t0)
+    return 1000 * statistics.median(ts)
+
+
+def _peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run(args) -> int:
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    from diffusion_agents import MADiffConfig, MADiffPolicy
+    from diffusion_agents.diffusion import GaussianDiffusion
+    from wrappers import RandomPolicy, load_episodes, make_env, record_dataset
+
+    load0 = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory() as root:
+        old = os.environ.get("MINARI_DATASETS_PATH")
+        os.environ["MINARI_DATASETS_PATH"] = root
+        try:
+            env = make_env("mpe2/simple_spread_v3", N=3)
+            ds = record_dataset(
+                "mpe2/simple_spread_v3",
+                RandomPolicy(env, seed=0),
+                20,
+                "perf/spread/random-v0",
+                env_kwargs={"N": 3},
+                show_progress=False,
+                num_ref_episodes=2,
+            )
+            batch = load_episodes(ds)
+        finally:
+            if old is None:
+                os.environ.pop("MINARI_DATASETS_PATH", None)
+            else:
+                os.environ["MINARI_DATASETS_PATH"] = old
+    overrides = json.loads(args.config)
+    cfg = MADiffConfig(n_steps=1, **overrides)
+    rss_start = _peak_rss_mib()
+    policy = MADiffPolicy.train(batch, cfg, show_progress=False)
+    n_params = sum(p.numel() for p in policy.model.parameters())
+    obs, _ = env.reset(seed=0)
+    policy.reset(seed=0)
+
+    rows: list[tuple[str, float, str]] = []
+    act_ms = _median_ms(lambda: policy.act(obs), args.repeats)
+    rows.append(
+        (
+            "act, default (3 agents)",
+            act_ms,
+            f"{cfg.sampler} x{cfg.sampling_steps}, {n_params / 1e6:.2f} M params",
+        )
+    )
+    rss_act = _peak_rss_mib()
+
+    def per_step_ms(pol, steps_timed: int, total: int) -> float:
+        timed = (
+            pol.with_sampling(sampler="ddpm", sampling_steps=steps_timed)
+            if not args.full
+            else pol
+        )
+        ms = _median_ms(lambda: timed.act(obs), max(3, args.repeats // 10), warmup=1)
+        return ms if args.full else ms * total / steps_timed
+
+    k = cfg.n_diffusion_steps
+    ddpm = policy.with_sampling(sampler="ddpm", sampling_steps=None)
+    ddpm_ms = per_step_ms(ddpm, args.ddpm_steps, k)
+    how = (
+        "all steps timed"
+        if args.full
+        else f"{args.ddpm_steps} steps timed, x{k / args.ddpm_steps:g}"
+    )
+    rows.append((f"act, same model, {k}-step DDPM", ddpm_ms, how))
+
+    ref_cfg = MADiffConfig.reference(n_steps=1)
+    ref = MADiffPolicy.train(batch, ref_cfg, show_progress=False)
+    ref_params = sum(p.numel() for p in ref.model.parameters())
+    ref = ref.with_sampling(batched_guidance=False)
+    # the reference acts with one joint sample (one row per agent): centralized-shaped batch
+    ref_model = ref.model
+    a, d, w = len(ref.agents), ref_model.obs_dim, ref_cfg.window
+
+    def ref_act(steps: int):
+        known = torch.zeros(1, a, d, w, dtype=torch.bool)
+        known[..., : ref_cfg.history + 1] = True
+        vals = torch.zeros(1, a, d, w)
+        with torch.inference_mode():
+            ref_model.plan(
+                vals,
+                known,
+                torch.ones(1),
+                noise=torch.randn(1, a, d, w),
+                guidance_weight=ref_cfg.guidance_weight,
+                sampler="ddpm",
+                steps=steps,
+                batched_guidance=False,
+            )
+
+    steps_timed = ref_cfg.n_diffusion_steps if args.full else args.ddpm_steps
+    ref_ms = _median_ms(lambda: ref_act(steps_timed), 3, warmup=1) * (
+        ref_cfg.n_diffusion_steps / steps_timed
+    )
+    rows.append(
+        (
+            f"act, reference size ({ref_params / 1e6:.1f} M params, 200-step DDPM, "
+            "2-pass guidance)",
+            ref_ms,
+            how,
+        )
+    )
+    rss_ref = _peak_rss_mib()
+
+    # training throughput at the default size (a fresh process-level measurement)
+    tcfg = MADiffConfig(n_steps=args.train_steps + 5, batch_size=32, **overrides)
+    t_start = [0.0]
+
+    def cb(step, metrics):
+        if step == 5:
+            t_start[0] = time.perf_counter()
+
+    MADiffPolicy.train(batch, tcfg, show_progress=False, callback=cb)
+    train_sps = args.train_steps / (time.perf_counter() - t_start[0])
+    rss_train = _peak_rss_mib()
+
+    # per-step sampler overhead: ours vs diffusers' DDIMScheduler.step, no-op model
+    x_shape = (18, cfg.window, 18)
+    ours = GaussianDiffusion(n_timesteps=200, prediction="x0")
+    ours_ms = (
+        _median_ms(lambda: ours.sample(lambda x, t: x, x_shape, steps=50), 20) / 50
+    )
+    try:
+        from diffusers import DDIMScheduler
+
+        sched = DDIMScheduler(
+            num_train_timesteps=200,
+            beta_schedule="squaredcos_cap_v2",
+            prediction_type="sample",
+            clip_sample=True,
+        )
+        sched.set_timesteps(50)
+
+        def diffusers_loop():
+            x = torch.randn(x_shape)
+            for t in sched.timesteps:
+                x = sched.step(x, t, x).prev_sample
+
+        diff_ms = _median_ms(diffusers_loop, 20) / 50
+    except ImportError:
+        diff_ms = float("nan")
+    load1 = os.getloadavg()[0]
+
+    print(
+        f"\nMADiff CPU performance ({args.threads} threads; load average {load0:.1f} "
+        f"-> {load1:.1f}; medians)"
+    )
+    print("| what | median | vs default act | notes |")
+    print("| --- | --- | --- | --- |")
+    for name, ms, note in rows:
+        print(f"| {name} | {ms:.1f} ms | x{ms / act_ms:.0f} | {note} |")
+    print(
+        f"| train, default, batch 32 | {train_sps:.1f} steps/s | | {args.train_steps} "
+        "steps after 5 warm-up |"
+    )
+    print(
+        f"| peak RSS | {rss_act:.0f} MiB (default act), {rss_ref:.0f} MiB (+ reference "
+        f"model), {rss_train:.0f} MiB (+ training) | | process start {rss_start:.0f} MiB |"
+    )
+    print(
+        f"| sampler overhead per step (no-op model) | ours {1000 * ours_ms:.0f} us, "
+        f"diffusers DDIMScheduler.step {1000 * diff_ms:.0f} us | | |"
+    )
+    out = {
+        "threads": args.threads,
+        "load_avg": [load0, load1],
+        "config": cfg.to_dict(),
+        "params": n_params,
+        "reference_params": ref_params,
+        "act_ms": act_ms,
+        "ddpm_act_ms": ddpm_ms,
+        "reference_act_ms": ref_ms,
+        "extrapolated": not args.full,
+        "train_steps_per_s": train_sps,
+        "peak_rss_mib": {"act": rss_act, "reference": rss_ref, "train": rss_train},
+        "sampler_step_us": {"ours": 1000 * ours_ms, "diffusers": 1000 * diff_ms},
+    }
+    path = Path(args.out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(out, indent=2))
+    print(f"\nwrote {path}")
+
+    return 0
