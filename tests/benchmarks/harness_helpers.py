@@ -37,6 +37,14 @@ register_algorithm(PluginSpec(
 ))
 
 
+# EAQ at toy scale: nothing is rejected (range_margin), so sampling ends in one round
+EAQ_TINY = """
+[transform_options.eaq]
+config = { dim = 8, dim_mults = [1], n_steps = 5, q_warmup_steps = 2, n_diffusion_steps = 10, sample_steps = 2, sample_batch_size = 8, range_margin = 100.0, max_sample_rounds = 3 }
+augment = { num_episodes = 4 }
+"""
+
+
 def grid_toml(algorithms: list[str], seeds: list[int] = (0, 1), extra: str = "") -> str:
     algos = ", ".join(f'"{a}"' for a in algorithms)
     return f"""

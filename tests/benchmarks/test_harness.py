@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import minari
 import pytest
 
 from benchmarks.config import parse_config
@@ -28,15 +29,17 @@ def _returns(out: Path) -> dict[str, list[float]]:
 
 def test_tiny_grid_end_to_end(tmp_path):
     hh.make_dataset()
-    cfg = parse_config(hh.grid_toml(["random", "behaviour", "bc", "iql_cql"]))
+    cfg = parse_config(
+        hh.grid_toml(["random", "behaviour", "bc", "iql_cql", "bc+eaq"], extra=hh.EAQ_TINY)
+    )
     out = tmp_path / "res"
     res = run_benchmark(cfg, out=out, show_progress=False, log=None, bootstrap_reps=200)
-    assert res.total == 8 and len(res.ran) == 8 and not res.failed and not res.skipped
+    assert res.total == 10 and len(res.ran) == 10 and not res.failed and not res.skipped
     for name in ("leaderboard.md", "results.json", "runs.jsonl", "summary.json",
                  "config.toml", "plots/aggregate.png", "plots/per_task.png"):
         assert (out / name).is_file(), name
     lines = (out / "runs.jsonl").read_text().splitlines()
-    assert len(lines) == 8
+    assert len(lines) == 10
     rec = json.loads(lines[0])
     assert len(rec["returns"]) == 2 and rec["versions"]["torch"]
     assert rec["run"]["seed"] in (0, 1) and rec["eval_seeds"][0] >= 1_000_000
@@ -47,12 +50,18 @@ def test_tiny_grid_end_to_end(tmp_path):
     # marl-eval layout: env -> task -> algorithm -> run_<seed> -> step_0 / absolute_metrics
     me = json.loads((out / "results.json").read_text())
     task = me["mpe2"]["mpe2-simple_spread_v3:tiny-v0"]
-    assert set(task) == {"random", "behaviour", "bc", "iql_cql"}
+    assert set(task) == {"random", "behaviour", "bc", "iql_cql", "bc+eaq"}
     assert set(task["bc"]) == {"run_0", "run_1"}
     assert task["bc"]["run_0"]["step_0"]["step_count"] == 20
     assert len(task["bc"]["run_0"]["absolute_metrics"]["normalized_return"]) == 2
     md = (out / "leaderboard.md").read_text()
     assert "| iql_cql |" in md and "IQM" in md and "tiny-v0" in md
+    assert "| bc+eaq > bc |" in md  # probability of improvement of learner+EAQ vs learner
+    # bc+eaq trained on the new EAQ dataset; the source dataset is untouched
+    eaq_rec = [json.loads(x) for x in lines if json.loads(x)["entry"] == "bc+eaq"][0]
+    assert eaq_rec["train_dataset"] == "mpe2/simple_spread/tiny-eaq-v0"
+    assert minari.load_dataset("mpe2/simple_spread/tiny-eaq-v0").total_episodes == 12 + 4
+    assert minari.load_dataset(hh.DATASET).total_episodes == 12
     # the behaviour policy of a random dataset is the random policy: same seeds, same returns
     r = _returns(out)
     beh = [v for k, v in r.items() if "_behaviour_" in k]
@@ -60,7 +69,7 @@ def test_tiny_grid_end_to_end(tmp_path):
     assert sorted(beh) == sorted(rnd)
     # same seed -> same result on CPU; a rerun skips everything
     again = run_benchmark(cfg, out=out, show_progress=False, log=None, bootstrap_reps=200)
-    assert len(again.skipped) == 8 and not again.ran
+    assert len(again.skipped) == 10 and not again.ran
 
 
 def test_resume_after_kill_and_ray_executor(tmp_path, minari_root):
