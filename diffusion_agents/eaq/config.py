@@ -62,7 +62,7 @@ class EAQConfig:
         device: torch device; ``None`` = CPU.
     """
 
-    q_weight: float = 1.0
+    q_weight: float = 0.3
     n_steps: int = 3000
     batch_size: int = 64
     learning_rate: float = 2e-4

@@ -27,12 +27,15 @@ rows      kind             content at column ``t``
 S         ``state``        global state ``s_t`` (only datasets with ``infos["state"]``)
 1         ``team_reward``  team reward ``r_t`` (0 for ``t >= n``)
 1         ``q_total``      Q-total target = return-to-go ``sum_{k >= t} gamma^(k-t) r_k``
-1         ``terminated``   1 at ``t = n - 1`` of a terminated episode
-1         ``truncated``    1 at ``t = n - 1`` of a truncated episode
+1         ``terminated``   1 for ``t >= n - 1`` of a terminated episode (a step function)
+1         ``truncated``    1 for ``t >= n - 1`` of a truncated episode
 1         ``padding``      1 for ``t > n`` (no step, no observation)
 ========  ===============  ================================================================
 
-The *done flag* of the method is ``terminated + truncated``. Binary kinds (``alive``,
+The *done flag* of the method is ``terminated + truncated``; it is stored as a step
+function (1 from the last step on) rather than a single spike, which a denoiser learns far
+more easily (with a one-column spike, short fits generated no done at all: every sample was
+rejected). Binary kinds (``alive``,
 ``mask``, ``action_onehot``, ``terminated``, ``truncated``, ``padding``) hold 0/1; the raw
 tensor is exact (``decode(encode(batch))`` reproduces actions, rewards, dones, alive flags,
 masks and observations bit for bit). :class:`RowNormalizer` maps every row into ``[-1, 1]``
@@ -340,13 +343,17 @@ class EpisodeLayout:
                 x[:, :, s.start] = self.return_to_go(batch.team_rewards, batch.valid)
             elif s.kind in ("terminated", "truncated"):
                 flag = batch.terminations if s.kind == "terminated" else batch.truncations
-                last = np.zeros((E, H), bool)
-                last[np.arange(E), batch.lengths - 1] = True
-                x[:, :T, s.start] = (flag & last[:, :T]).astype(np.float32)
+                ended = flag[np.arange(E), batch.lengths - 1]
+                after = np.arange(H)[None, :] >= (batch.lengths - 1)[:, None]
+                x[:, :, s.start] = after & ended[:, None]
             elif s.kind == "padding":
                 x[:, :, s.start] = ~cols
-        # Zero everything beyond the final observation (except the padding flag).
-        x[~cols] = np.where(np.arange(self.num_features) == self.row("padding"), 1.0, 0.0)
+        # Zero everything beyond the final observation (except the padding and done flags).
+        keep = np.isin(
+            np.arange(self.num_features),
+            [self.row("padding"), self.row("terminated"), self.row("truncated")],
+        )
+        x[~cols] = np.where(keep, x[~cols], 0.0)
         return rearrange(x, "b h f -> b f h").copy()
 
     # -- decode --------------------------------------------------------------------------------
