@@ -132,14 +132,18 @@ def run(args) -> int:
         else f"{args.ddpm_steps} steps timed, x{k / args.ddpm_steps:g}"
     )
     rows.append((f"act, same model, {k}-step DDPM", ddpm_ms, how))
+    print(f"act, {k}-step DDPM: {ddpm_ms:.1f} ms ({how})", flush=True)
+
+    # the reference-size network: built (not trained: weights do not change timings)
+    from diffusion_agents.madiff.training import fit_statistics
 
     ref_cfg = MADiffConfig.reference(n_steps=1)
-    ref = MADiffPolicy.train(batch, ref_cfg, show_progress=False)
-    ref_params = sum(p.numel() for p in ref.model.parameters())
-    ref = ref.with_sampling(batched_guidance=False)
-    # the reference acts with one joint sample (one row per agent): centralized-shaped batch
-    ref_model = ref.model
-    a, d, w = len(ref.agents), ref_model.obs_dim, ref_cfg.window
+    ref_model = MADiffPolicy._build_model(ref_cfg, policy.info, 0)
+    fit_statistics(ref_model, batch)
+    ref_model.eval()
+    ref_params = sum(p.numel() for p in ref_model.parameters())
+    # the reference acts with one joint sample (one row per agent), guidance as two passes
+    a, d, w = len(policy.agents), ref_model.obs_dim, ref_cfg.window
 
     def ref_act(steps: int):
         known = torch.zeros(1, a, d, w, dtype=torch.bool)
@@ -170,6 +174,7 @@ def run(args) -> int:
         )
     )
     rss_ref = _peak_rss_mib()
+    print(f"act, reference size: {ref_ms:.1f} ms ({how})", flush=True)
 
     # training throughput at the default size (a fresh process-level measurement)
     tcfg = MADiffConfig(n_steps=args.train_steps + 5, batch_size=32, **overrides)
