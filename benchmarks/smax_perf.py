@@ -12,8 +12,8 @@ even on a busy machine. Rows:
   actions are drawn outside the timed region;
 - ``adapter, jit_opt_level=0``: the adapter compiled at XLA optimization level 0.
 
-Each row reports the median over ``--repeats`` runs of ``--steps`` steps, and the one-off
-compile time of its first call. Run::
+Each row reports the median over ``--repeats`` runs of ``--steps`` steps (the variants take
+turns, so a load change hits all of them), and the one-off compile time of its first calls. Run::
 
     python -m benchmarks.smax_perf --scenario smacv2_5_units --steps 2000 --repeats 5
     diffusion-agents smax-perf --scenario 3m
@@ -42,97 +42,110 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=None, help="also write JSON here")
 
 
-def _native(
-    scenario: str, steps: int, repeats: int, seed: int, host_copy: bool
-) -> dict:
-    from wrappers.smax import _import_smax
+class _Native:
+    """JaxMARL's own jitted ``step`` (auto-reset inside), random action indices."""
 
-    jax, jnp, smax = _import_smax()
-    from jaxmarl.environments.smax.smax_env import MAP_NAME_TO_SCENARIO
+    def __init__(self, scenario: str, steps: int, seed: int, host_copy: bool) -> None:
+        from wrappers.smax import _import_smax
 
-    env = smax.HeuristicEnemySMAX(scenario=MAP_NAME_TO_SCENARIO[scenario])
-    n_act = env.action_spaces[env.agents[0]].n
-    key = jax.random.PRNGKey(seed)
-    _, state = env.reset(key)
-    acts = jax.random.randint(key, (steps, env.num_agents), 0, n_act, dtype=jnp.int32)
-    acts = [{a: acts[t, i] for i, a in enumerate(env.agents)} for t in range(steps)]
+        jax, jnp, smax = _import_smax()
+        from jaxmarl.environments.smax.smax_env import MAP_NAME_TO_SCENARIO
 
-    t0 = time.perf_counter()
-    for t in range(
-        3
-    ):  # first calls compile (reset's and step's output states differ in
-        key, sub = jax.random.split(key)  # weak types, so the step may compile twice)
-        out = env.step(sub, state, acts[t])
-        state = out[1]
-        jax.block_until_ready(out)
-    compile_s = time.perf_counter() - t0
+        self.jax, self.host_copy = jax, host_copy
+        self.env = env = smax.HeuristicEnemySMAX(
+            scenario=MAP_NAME_TO_SCENARIO[scenario]
+        )
+        n_act = env.action_spaces[env.agents[0]].n
+        self.key = jax.random.PRNGKey(seed)
+        _, self.state = env.reset(self.key)
+        acts = jax.random.randint(
+            self.key, (steps, env.num_agents), 0, n_act, dtype=jnp.int32
+        )
+        self.acts = [
+            {a: acts[t, i] for i, a in enumerate(env.agents)} for t in range(steps)
+        ]
+        t0 = time.perf_counter()
+        for t in range(
+            3
+        ):  # the first calls compile (reset's and step's output states differ
+            self._step(t)  # in weak types, so JaxMARL's step may compile twice)
+        self.compile_s = time.perf_counter() - t0
 
-    rates = []
-    for _ in range(repeats):
+    def _step(self, t: int) -> None:
+        jax = self.jax
+        self.key, sub = jax.random.split(self.key)
+        obs, self.state, rew, dones, _ = self.env.step(sub, self.state, self.acts[t])
+        if self.host_copy:
+            jax.device_get((obs, rew, dones))
+        else:
+            jax.block_until_ready(self.state)
+
+    def run(self, steps: int) -> float:
         t0 = time.perf_counter()
         for t in range(steps):
-            key, sub = jax.random.split(key)
-            obs, state, rew, dones, _ = env.step(sub, state, acts[t])
-            if host_copy:
-                jax.device_get((obs, rew, dones))
-            else:
-                jax.block_until_ready(state)
-        rates.append(steps / (time.perf_counter() - t0))
-    return {
-        "steps_per_s": statistics.median(rates),
-        "runs": rates,
-        "compile_s": compile_s,
-    }
+            self._step(t)
+        return steps / (time.perf_counter() - t0)
 
 
-def _adapter(
-    scenario: str, steps: int, repeats: int, seed: int, opt: int | None
-) -> dict:
-    import numpy as np
+class _Adapter:
+    """``SMAXParallelEnv.step`` (and ``reset`` at episode ends); legal random actions are
+    drawn outside the timed region."""
 
-    from wrappers.smax import SMAXParallelEnv
+    def __init__(self, scenario: str, seed: int, opt: int | None) -> None:
+        import numpy as np
 
-    t0 = time.perf_counter()
-    env = SMAXParallelEnv(scenario, jit_opt_level=opt)
-    obs, _ = env.reset(seed=seed)
-    obs, *_ = env.step({a: 4 for a in env.agents})
-    compile_s = time.perf_counter() - t0
-    rng = np.random.default_rng(seed)
-    rates, episodes = [], 0
-    for _ in range(repeats):
-        timed = 0.0
+        from wrappers.smax import SMAXParallelEnv
+
+        t0 = time.perf_counter()
+        self.env = SMAXParallelEnv(scenario, jit_opt_level=opt)
+        self.obs, _ = self.env.reset(seed=seed)
+        self.obs, *_ = self.env.step({a: 4 for a in self.env.agents})
+        self.compile_s = time.perf_counter() - t0
+        self.rng = np.random.default_rng(seed)
+        self.episodes = 0
+
+    def run(self, steps: int) -> float:
+        import numpy as np
+
+        env, timed = self.env, 0.0
         for _ in range(steps):
             if not env.agents:
                 t0 = time.perf_counter()
-                obs, _ = env.reset()
+                self.obs, _ = env.reset()
                 timed += time.perf_counter() - t0
-                episodes += 1
+                self.episodes += 1
             acts = {}
             for a in env.agents:
-                legal = np.flatnonzero(obs[a]["action_mask"])
-                acts[a] = int(legal[rng.integers(len(legal))])
+                legal = np.flatnonzero(self.obs[a]["action_mask"])
+                acts[a] = int(legal[self.rng.integers(len(legal))])
             t0 = time.perf_counter()
-            obs, *_ = env.step(acts)
+            self.obs, *_ = env.step(acts)
             timed += time.perf_counter() - t0
-        rates.append(steps / timed)
-    return {
-        "steps_per_s": statistics.median(rates),
-        "runs": rates,
-        "compile_s": compile_s,
-        "episodes": episodes,
-    }
+        return steps / timed
 
 
 def run(args: argparse.Namespace) -> int:
     from wrappers.smax import _import_smax
 
     jax, _, _ = _import_smax()
-    rows: dict[str, dict[str, Any]] = {}
-    common = (args.scenario, args.steps, args.repeats, args.seed)
-    rows["native jitted step"] = _native(*common, host_copy=False)
-    rows["native + host copy"] = _native(*common, host_copy=True)
-    rows["adapter"] = _adapter(*common, opt=None)
-    rows["adapter, jit_opt_level=0"] = _adapter(*common, opt=0)
+    variants = {
+        "native jitted step": _Native(args.scenario, args.steps, args.seed, False),
+        "native + host copy": _Native(args.scenario, args.steps, args.seed, True),
+        "adapter": _Adapter(args.scenario, args.seed, None),
+        "adapter, jit_opt_level=0": _Adapter(args.scenario, args.seed, 0),
+    }
+    runs: dict[str, list[float]] = {name: [] for name in variants}
+    for _ in range(args.repeats):  # interleaved, so every variant sees the same load
+        for name, v in variants.items():
+            runs[name].append(v.run(args.steps))
+    rows: dict[str, dict[str, Any]] = {
+        name: {
+            "steps_per_s": statistics.median(runs[name]),
+            "runs": runs[name],
+            "compile_s": v.compile_s,
+        }
+        for name, v in variants.items()
+    }
     base = rows["native jitted step"]["steps_per_s"]
 
     cmd = "python -m benchmarks.smax_perf " + " ".join(sys.argv[1:])
