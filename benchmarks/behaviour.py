@@ -260,12 +260,18 @@ def train_behaviour_policies(
             snaps.append(
                 {
                     "index": i,
+                    "rollout": snap.rollout,
+                    "rollouts": snap.rollouts,
                     "timesteps": snap.timesteps,
                     "mean_return": ret,
                     "normalized": norm,
                 }
             )
+    # Candidates exclude snapshot 0, the untrained network: "poor" is a trained policy
+    # (the untrained one scored below the uniform random policy on simple_spread_v3).
     scores = [s["normalized"] if span_ok else 0.0 for s in snaps]
+    if len(snaps) > 1:
+        scores[0] = math.inf
     medium_i = _pick(scores, config.medium_target, len(snaps) - 1)
     poor_i = _pick(scores, config.poor_target, medium_i)
     log(
@@ -305,9 +311,13 @@ def train_behaviour_policies(
         )
         for i in range(medium_i + 1)
     ]
+    # Training data until medium was reached: each earlier snapshot weighted by the rollouts
+    # it collected, the medium snapshot by one rollout.
+    weights = [run.snapshots[i].rollouts for i in range(medium_i)] + [1]
     tiers["medium-replay"] = {
         "paths": replay,
         "snapshots": list(range(medium_i + 1)),
+        "weights": weights,
         "timesteps": [run.snapshots[i].timesteps for i in range(medium_i + 1)],
     }
     tiers["random"] = {"eval_return": ref_min, "normalized": 0.0}
@@ -374,7 +384,10 @@ def tier_policy(
             for k, p in enumerate(info["paths"])
         ]
         return SnapshotSequencePolicy(
-            pols, num_episodes, name=f"ppo-snapshots-0-{len(pols) - 1}"
+            pols,
+            num_episodes,
+            name=f"ppo-snapshots-0-{len(pols) - 1}",
+            weights=info.get("weights"),
         )
     return BehaviourPolicy.load(
         root / info["path"], env=env, seed=seed, deterministic=deterministic

@@ -24,9 +24,9 @@ class PPOConfig:
         n_steps: steps per slot per rollout; a rollout holds ``n_steps * n_envs * agents``.
         batch_size, n_epochs, learning_rate, ent_coef, gamma, gae_lambda, clip_range: PPO's.
         net_arch: hidden sizes of the (separate) policy and value MLPs.
-        num_snapshots: policy snapshots kept along training (evenly spaced over rollouts,
-            the untrained policy first); they make the ``medium``/``poor`` tiers and
-            ``medium-replay``.
+        num_snapshots: at most this many policy snapshots are kept (the untrained policy,
+            then geometrically spaced rollouts); they make the ``medium``/``poor`` tiers
+            and ``medium-replay``.
     """
 
     total_timesteps: int = 200_000
@@ -83,13 +83,13 @@ class DatasetConfig:
     arXiv 2004.07219). Tiers:
 
     - ``expert``: the final policy; ``random``: uniform random actions (masks respected).
-    - ``medium`` / ``poor``: the training snapshot whose measured normalized score (over
+    - ``medium`` / ``poor``: the trained snapshot whose measured normalized score (over
       ``eval_episodes`` episodes) is closest to ``medium_target`` / ``poor_target``
       (``poor`` is picked among snapshots no later than ``medium``).
-    - ``medium-replay``: the behaviour policy's training data up to the medium policy: equal
-      numbers of episodes from every snapshot from the untrained one to ``medium``, in
-      training order (PPO's training data at a rollout is sampled from that rollout's
-      weights).
+    - ``medium-replay``: the behaviour policy's training data up to the medium policy:
+      episodes from every snapshot from the untrained one to ``medium``, in training
+      order, each snapshot's share proportional to the rollouts it collected (PPO's
+      training data at a rollout is sampled from that rollout's weights).
 
     Attributes:
         episodes: episodes recorded per tier.
@@ -102,7 +102,7 @@ class DatasetConfig:
     ppo: PPOConfig = dataclasses.field(default_factory=PPOConfig)
     medium_target: float = 50.0
     poor_target: float = 20.0
-    eval_episodes: int = 20
+    eval_episodes: int = 50
     ref_episodes: int = 100
     deterministic: bool = False
 
