@@ -451,3 +451,28 @@ def test_cli_summary_lists_built_datasets(walk, capsys):
         == 0
     )
     assert "skipping" in capsys.readouterr().out
+
+
+def test_snapshot_schedule_and_replay_shares():
+    from benchmarks.behaviour_policy import snapshot_rollouts
+
+    at = snapshot_rollouts(84, 12)
+    assert at[0] == 0 and at == sorted(set(at)) and at[-1] < 84 and len(at) <= 12
+    assert at[:4] == [0, 1, 2, 4]  # dense early, where PPO improves fastest
+    assert snapshot_rollouts(1, 12) == [0]
+
+    class Tag:
+        def __init__(self, k):
+            self.k = k
+
+        def act(self, obs):
+            return {a: self.k for a in obs}
+
+    seq = SnapshotSequencePolicy([Tag(0), Tag(1), Tag(2)], 10, weights=[1, 3, 1])
+    played = []
+    for _ in range(20):  # wraps around after num_episodes
+        seq.reset()
+        played.append(seq.act({"a": None})["a"])
+    assert played[:10] == [0, 0, 1, 1, 1, 1, 1, 1, 2, 2] and played[10:] == played[:10]
+    with pytest.raises(ValueError, match="weights"):
+        SnapshotSequencePolicy([Tag(0)], 5, weights=[-1])
