@@ -167,7 +167,7 @@ def rollout(
             obs, rew, *_ = env.step(actions)
             total += float(np.mean([rew[a] for a in rew])) if rew else 0.0
             if preds is not None:
-                for i, by_j in preds.items():
+                for by_j in preds.values():
                     for j, future in by_j.items():
                         if j in obs and j in prev:
                             nxt = np.asarray(obs[j], np.float64)

@@ -141,7 +141,7 @@ def test_heterogeneous_agents_shapes_and_teammate_predictions(
     assert set(preds) == {"scout", "worker", "pilot"}
     assert set(preds["scout"]) == {"worker", "pilot"}
     dims = dict(zip(hetero_batch.agents, hetero_batch.obs_dims))
-    for i, by_j in preds.items():
+    for by_j in preds.values():
         for j, p in by_j.items():
             assert p.shape == (TINY.horizon, dims[j]) and np.isfinite(p).all()
     assert _run_episode(env, hetero_policy, 5) == 6
