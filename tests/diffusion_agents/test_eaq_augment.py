@@ -167,3 +167,18 @@ def test_augmenter_save_load_and_same_seed_same_samples(tmp_path):
     # same seed -> same fit
     again = EAQAugmenter(TINY.replace(n_steps=30)).fit(src, show_progress=False)
     np.testing.assert_array_equal(again.sample(10, seed=5, show_progress=False).raw, a.raw)
+
+
+def test_cli_augment_fits_saves_and_samples_from_a_saved_model(tmp_path, capsys):
+    import json
+
+    from benchmarks.cli import main
+
+    _record_source(n=4)
+    cfg = json.dumps(TINY.replace(n_steps=20).to_dict())
+    ckpt = tmp_path / "eaq_model"
+    args = ["augment", SOURCE, "--num-episodes", "3", "--config", cfg, "--quiet"]
+    assert main([*args, "--save-model", str(ckpt)]) == 0
+    assert "wrote mpe2/spread2/tiny-eaq-v0: 4 real + 3 synthetic" in capsys.readouterr().out
+    assert main([*args, "--from-model", str(ckpt), "--new-id", "mpe2/spread2/tiny2-v0"]) == 0
+    assert minari.load_dataset("mpe2/spread2/tiny2-v0").total_episodes == 7
