@@ -13,7 +13,9 @@ even on a busy machine. Rows:
 - ``adapter, jit_opt_level=0``: the adapter compiled at XLA optimization level 0.
 
 Each row reports the median over ``--repeats`` runs of ``--steps`` steps (the variants take
-turns, so a load change hits all of them), and the one-off compile time of its first calls. Run::
+turns, so a load change hits all of them), steps per second of process CPU time (a steadier
+figure on a shared machine: time waiting for a core is not counted), and the one-off compile
+time of its first calls. Run::
 
     python -m benchmarks.smax_perf --scenario smacv2_5_units --steps 2000 --repeats 5
     diffusion-agents smax-perf --scenario 3m
@@ -80,11 +82,11 @@ class _Native:
         else:
             jax.block_until_ready(self.state)
 
-    def run(self, steps: int) -> float:
-        t0 = time.perf_counter()
+    def run(self, steps: int) -> tuple[float, float]:
+        t0, c0 = time.perf_counter(), time.process_time()
         for t in range(steps):
             self._step(t)
-        return steps / (time.perf_counter() - t0)
+        return steps / (time.perf_counter() - t0), steps / (time.process_time() - c0)
 
 
 class _Adapter:
@@ -104,24 +106,26 @@ class _Adapter:
         self.rng = np.random.default_rng(seed)
         self.episodes = 0
 
-    def run(self, steps: int) -> float:
+    def run(self, steps: int) -> tuple[float, float]:
         import numpy as np
 
-        env, timed = self.env, 0.0
+        env, timed, cpu = self.env, 0.0, 0.0
         for _ in range(steps):
             if not env.agents:
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 self.obs, _ = env.reset()
                 timed += time.perf_counter() - t0
+                cpu += time.process_time() - c0
                 self.episodes += 1
             acts = {}
             for a in env.agents:
                 legal = np.flatnonzero(self.obs[a]["action_mask"])
                 acts[a] = int(legal[self.rng.integers(len(legal))])
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             self.obs, *_ = env.step(acts)
             timed += time.perf_counter() - t0
-        return steps / timed
+            cpu += time.process_time() - c0
+        return steps / timed, steps / cpu
 
 
 def run(args: argparse.Namespace) -> int:
@@ -135,13 +139,18 @@ def run(args: argparse.Namespace) -> int:
         "adapter, jit_opt_level=0": _Adapter(args.scenario, args.seed, 0),
     }
     runs: dict[str, list[float]] = {name: [] for name in variants}
+    cpu_runs: dict[str, list[float]] = {name: [] for name in variants}
     for _ in range(args.repeats):  # interleaved, so every variant sees the same load
         for name, v in variants.items():
-            runs[name].append(v.run(args.steps))
+            wall, cpu = v.run(args.steps)
+            runs[name].append(wall)
+            cpu_runs[name].append(cpu)
     rows: dict[str, dict[str, Any]] = {
         name: {
             "steps_per_s": statistics.median(runs[name]),
             "runs": runs[name],
+            "steps_per_cpu_s": statistics.median(cpu_runs[name]),
+            "cpu_runs": cpu_runs[name],
             "compile_s": v.compile_s,
         }
         for name, v in variants.items()
@@ -158,11 +167,16 @@ def run(args: argparse.Namespace) -> int:
         f"{platform.processor() or platform.machine()}"
     )
     print()
-    print("| variant | steps/s (median) | vs native | first-call compile (s) |")
-    print("| --- | ---: | ---: | ---: |")
+    cpu_base = rows["native jitted step"]["steps_per_cpu_s"]
+    print(
+        "| variant | steps/s (median) | vs native | steps per CPU-second (median) "
+        "| vs native | first-call compile (s) |"
+    )
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
     for name, r in rows.items():
         print(
             f"| {name} | {r['steps_per_s']:,.0f} | {r['steps_per_s'] / base:.2f}x | "
+            f"{r['steps_per_cpu_s']:,.0f} | {r['steps_per_cpu_s'] / cpu_base:.2f}x | "
             f"{r['compile_s']:.1f} |"
         )
     print()
