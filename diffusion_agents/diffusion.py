@@ -28,9 +28,10 @@ avoids the division altogether. ``tests/diffusion_agents/test_diffusion.py`` che
 few-step samples from pure noise land in the data range.
 
 Samplers are hand-written rather than diffusers' ``DDIMScheduler``: the loop needs the x0
-clip + eps re-derivation + inpainting of x0 at every step, and a diffusers ``step()`` call costs
-~150 us of Python overhead per step vs ~30 us here (measured in ``benchmarks/perf.py``), which
-matters for the 10 ms ``act`` budget with one forward pass per step.
+estimate itself at every step (clip, then inpaint it, then re-derive eps), a strided ancestral
+DDPM, and the caller's starting noise; the per-step overhead is the same either way
+(``benchmarks/perf.py``, no-op model, one thread on a busy machine: 1.8 ms ours vs 1.7 ms for
+``DDIMScheduler.step``), so the network forward pass, not the scheduler, is the cost.
 """
 
 from __future__ import annotations
