@@ -44,8 +44,8 @@ for the network (binary rows ``x -> 2x - 1``, continuous rows by the real data's
 Decoding a generated tensor (:meth:`EpisodeLayout.decode`) turns it back into episodes:
 binary rows are thresholded at 0.5, a Discrete action is the arg-max of its block over the
 actions the decoded mask allows (never an illegal one), the episode is cut at the first
-generated done, and samples are rejected (and counted by reason) when they hold NaN/inf,
-have no done, let no agent act at some step, bring back an agent that left, leave an acting agent no
+generated done (or, with none, runs to the last column as a time-limit truncation), and
+samples are rejected (and counted by reason) when they hold NaN/inf, let no agent act at some step, bring back an agent that left, leave an acting agent no
 legal action, or put a continuous value further than ``range_margin * (max - min)`` outside
 the real data's range of its row.
 """
@@ -366,6 +366,7 @@ class EpisodeLayout:
         dataset_id: str | None = None,
         ref_scores: tuple[float | None, float | None] = (None, None),
         metadata: dict[str, Any] | None = None,
+        allow_time_limit: bool = True,
     ) -> DecodeResult:
         """Episodes from raw tensors ``x`` ``(batch, features, horizon)``.
 
@@ -373,6 +374,8 @@ class EpisodeLayout:
             limits: per-row ``(low, high)`` of the real data ``(features,)``; continuous
                 values beyond ``range_margin * (high - low)`` outside them reject a sample.
             dataset_id, ref_scores, metadata: copied into the returned :class:`EpisodeBatch`.
+            allow_time_limit: a sample without any done runs to the last column and is
+                truncated there (True), or is rejected as ``no_done`` (False).
         """
         x = np.asarray(x, dtype=np.float32)
         if x.ndim != 3 or x.shape[1:] != (self.num_features, self.horizon):
@@ -399,7 +402,10 @@ class EpisodeLayout:
         trunc = x[:, : H - 1, self.row("truncated")]
         done = np.maximum(term, trunc) > 0.5
         has_done = done.any(axis=1)
-        fail(~has_done, "no_done")
+        if not allow_time_limit:
+            fail(~has_done, "no_done")
+        # Without a generated done the episode runs to the tensor's end: a time-limit
+        # truncation (no real episode is longer than H - 1 steps).
         last = np.where(has_done, done.argmax(axis=1), H - 2)
         lengths = (last + 1).astype(np.int64)
         T = int(lengths[~reject].max()) if (~reject).any() else 1
@@ -464,7 +470,7 @@ class EpisodeLayout:
                 actions[:, :, i, : self.act_dims[i]] = a * acted[:, :, i, None]
         team = xs[:, :T, self.row("team_reward")] * steps
         at_last = np.arange(T)[None, :] == (lengths - 1)[:, None]
-        is_trunc = (trunc[np.arange(B), last] > term[np.arange(B), last])
+        is_trunc = (trunc[np.arange(B), last] > term[np.arange(B), last]) | ~has_done
         terminations = at_last & ~is_trunc[:, None]
         truncations = at_last & is_trunc[:, None]
         states = None

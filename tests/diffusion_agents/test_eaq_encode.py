@@ -109,9 +109,13 @@ def test_decode_never_picks_a_masked_action_and_rejects_bad_samples():
     bad[1, layout.row("truncated"), :] = 0  # no done anywhere
     bad[2, layout.rows("obs", 0)[0], 1] = high[layout.rows("obs", 0)[0]] + 100.0  # far out
     bad[3, layout.rows("mask", 1), 2] = 0  # acting agent without a legal action
-    res = layout.decode(bad, limits=(low, high), range_margin=0.5)
+    res = layout.decode(bad, limits=(low, high), range_margin=0.5, allow_time_limit=False)
     assert res.accepted.tolist() == [False, False, False, False, True]
     assert res.reasons == {"nan": 1, "no_done": 1, "out_of_range": 1, "no_legal_action": 1}
+    # by default a sample without a done runs to the horizon and is truncated there
+    res = layout.decode(bad[1:2])
+    assert res.accepted.all() and res.batch.lengths.tolist() == [layout.horizon - 1]
+    assert res.batch.truncations[0, -1] and not res.batch.terminations.any()
 
 
 def test_decode_cuts_at_the_first_generated_done():
