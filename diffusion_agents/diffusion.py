@@ -30,8 +30,9 @@ few-step samples from pure noise land in the data range.
 Samplers are hand-written rather than diffusers' ``DDIMScheduler``: the loop needs the x0
 estimate itself at every step (clip, then inpaint it, then re-derive eps), a strided ancestral
 DDPM, and the caller's starting noise; the per-step overhead is the same either way
-(``benchmarks/perf.py``, no-op model, one thread on a busy machine: 1.8 ms ours vs 1.7 ms for
-``DDIMScheduler.step``), so the network forward pass, not the scheduler, is the cost.
+(``benchmarks/perf.py``, no-op model, one thread on a busy machine, two runs: 1.8 / 0.7 ms
+ours vs 1.7 / 1.6 ms for ``DDIMScheduler.step``), so the network forward pass, not the
+scheduler, is the cost.
 """
 
 from __future__ import annotations
