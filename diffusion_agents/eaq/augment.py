@@ -61,7 +61,8 @@ class SampleResult:
     Attributes:
         batch: ``EpisodeBatch`` of the accepted episodes (``synthetic`` True).
         raw: ``(accepted, features, horizon)`` their raw (de-normalized) episode tensors.
-        attempted: samples drawn; ``rejected``: per reason (see ``encode.REJECT_REASONS``).
+        attempted: samples drawn; ``valid``: those that passed decoding (the last round's
+            surplus included); ``rejected``: per reason (``encode.REJECT_REASONS``).
         q_total: ``(accepted,)`` the generated Q-total row at ``t = 0`` (return units).
         q_estimate: ``(accepted,)`` ``Q_phi`` at ``t = 0`` of the decoded episodes.
         seconds: wall time of the sampling.
@@ -70,6 +71,7 @@ class SampleResult:
     batch: EpisodeBatch
     raw: np.ndarray
     attempted: int
+    valid: int
     rejected: dict[str, int]
     q_total: np.ndarray
     q_estimate: np.ndarray
@@ -81,7 +83,8 @@ class SampleResult:
 
     @property
     def acceptance_rate(self) -> float:
-        return self.num_accepted / max(self.attempted, 1)
+        """Valid samples / samples drawn (surplus valid samples of the last round count)."""
+        return self.valid / max(self.attempted, 1)
 
     def __repr__(self) -> str:
         return (
@@ -244,7 +247,7 @@ class EAQAugmenter:
         shape = (cfg.sample_batch_size, self.layout.num_features, self.layout.horizon)
         kept: list[np.ndarray] = []
         reasons: Counter[str] = Counter()
-        attempted = accepted = 0
+        attempted = accepted = valid = 0
         t0 = time.perf_counter()
         bar = tqdm(total=num_episodes, desc="EAQ sample", disable=not show_progress)
         for _ in range(cfg.max_sample_rounds):
@@ -263,6 +266,7 @@ class EAQAugmenter:
                 range_margin=cfg.range_margin,
             )
             attempted += raw.shape[0]
+            valid += res.num_accepted
             reasons.update(res.reasons)
             take = raw[res.accepted][: num_episodes - accepted]
             kept.append(take)
@@ -286,6 +290,7 @@ class EAQAugmenter:
             batch=res.batch,
             raw=raw,
             attempted=attempted,
+            valid=valid,
             rejected=dict(reasons),
             q_total=res.q_total,
             q_estimate=self.q_estimate(raw),
