@@ -500,12 +500,15 @@ class SMACv2ParallelEnv(ParallelEnv[str, dict[str, np.ndarray], int]):
             raise TypeError(
                 f"actions must be a dict {{agent: int}}, got {type(actions).__name__}."
             )
-        extra = [a for a in actions if a not in self.agents]
-        if extra:
+        unknown = [a for a in actions if a not in self.possible_agents]
+        if unknown:
             raise KeyError(
-                f"Actions given for agent(s) {extra} that are not in the episode (dead, done or "
-                f"unknown); present: {self.agents}."
+                f"Actions given for agent(s) {unknown} that are not in the episode "
+                f"(unknown agents); present: {self.agents}."
             )
+        # Agents that already left may still get an action from
+        # `env.step(policy.act(obs))`: it is ignored (the dead unit gets SMAC's no-op).
+        actions = {a: v for a, v in actions.items() if a in self.agents}
         missing = [a for a in self.agents if a not in actions]
         if missing:
             raise KeyError(f"No action for present agent(s) {missing}.")

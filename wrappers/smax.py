@@ -459,13 +459,15 @@ class SMAXParallelEnv(ParallelEnv[str, dict[str, np.ndarray], int]):
             raise TypeError(
                 f"actions must be a dict {{agent: int}}, got {type(actions).__name__}."
             )
-        extra = [a for a in actions if a not in self.agents]
-        if extra:
-            gone = [a for a in extra if a in self._index]
+        unknown = [a for a in actions if a not in self._index]
+        if unknown:
             raise KeyError(
-                f"Actions given for agent(s) {extra} that are not in the episode "
-                f"({'dead or done: ' + str(gone) if gone else 'unknown'}); present: {self.agents}."
+                f"Actions given for agent(s) {unknown} that are not in the episode "
+                f"(unknown agents); present: {self.agents}."
             )
+        # Agents that already left (their last observation came with terminated=True) may
+        # still get an action from `env.step(policy.act(obs))`: it is ignored, as in MPE.
+        actions = {a: v for a, v in actions.items() if a in self.agents}
         missing = [a for a in self.agents if a not in actions]
         if missing:
             raise KeyError(f"No action for present agent(s) {missing}.")

@@ -283,9 +283,10 @@ def test_dead_agent_leaves_and_gets_noop():
     assert "ally_1" in obs and not obs["ally_1"]["observation"].any()
     assert infos["ally_0"]["dead_allies"] == 1
     assert "ally_1" not in env.agents and len(env.agents) == 4
-    with pytest.raises(KeyError, match="not in the episode"):
-        env.step({a: 1 for a in [*env.agents, "ally_1"]})
-    obs, rew, terms, *_ = _run(env, policy, obs)
+    with pytest.raises(KeyError, match="unknown agents"):
+        env.step({a: 1 for a in [*env.agents, "ally_99"]})
+    # The gone agent's action (what `env.step(policy.act(obs))` sends) is ignored.
+    obs, rew, terms, *_ = env.step({a: 1 for a in [*env.agents, "ally_1"]})
     assert "ally_1" not in obs
     assert env.smacv2_env.received[-1][1] == 0  # SMAC's no-op sent for the dead agent
 

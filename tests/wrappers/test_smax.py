@@ -104,8 +104,8 @@ def test_agents_die_the_pettingzoo_way():
                 assert env.agents == [a for a in before if a not in dead_now]
                 # A dead agent's unit is gone: SMAX zeroes its own features.
                 assert not obs[dead_now[0]]["observation"].any()
-                with pytest.raises(KeyError, match="not in the episode"):
-                    env.step({**_act(policy, obs, env), dead_now[0]: 4})
+                with pytest.raises(KeyError, match="unknown agents"):
+                    env.step({**_act(policy, obs, env), "ally_99": 4})
                 info = infos[dead_now[0]]
                 assert info["dead_allies"] >= len(dead_now)
                 assert not info["battle_won"]
