@@ -272,7 +272,7 @@ class EAQAugmenter:
             kept.append(take)
             accepted += take.shape[0]
             bar.update(take.shape[0])
-            bar.set_postfix(acceptance=f"{accepted / attempted:.2f}")
+            bar.set_postfix(acceptance=f"{valid / attempted:.2f}")
             if accepted >= num_episodes:
                 break
         bar.close()
