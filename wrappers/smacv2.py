@@ -52,6 +52,8 @@ import numpy as np
 from gymnasium import spaces
 from pettingzoo.utils.env import ParallelEnv
 
+from wrappers.spaces import MaskedDiscreteAgents
+
 INSTALL_HINT = (
     "pip install git+https://github.com/oxwhirl/smacv2.git ; then install StarCraft II "
     "(Linux: Blizzard's s2client-proto package, unpacked to ~/StarCraftII or $SC2PATH) and "
@@ -212,7 +214,9 @@ def _rngs(obj: Any, depth: int = 0) -> list[tuple[Any, str]]:
     return found
 
 
-class SMACv2ParallelEnv(ParallelEnv[str, dict[str, np.ndarray], int]):
+class SMACv2ParallelEnv(
+    MaskedDiscreteAgents, ParallelEnv[str, dict[str, np.ndarray], int]
+):
     """A SMACv2 scenario as a PettingZoo ``ParallelEnv`` (see the module docstring).
 
     Args:
@@ -295,18 +299,7 @@ class SMACv2ParallelEnv(ParallelEnv[str, dict[str, np.ndarray], int]):
         self.possible_agents = [f"ally_{i}" for i in range(self.n_agents)]
         self.agents: list[str] = []
         self.render_mode = None
-        self._obs_spaces = {
-            a: spaces.Dict(
-                {
-                    "observation": spaces.Box(-np.inf, np.inf, (obs_dim,), np.float32),
-                    "action_mask": spaces.Box(0, 1, (self.n_actions,), np.int8),
-                }
-            )
-            for a in self.possible_agents
-        }
-        self._act_spaces = {
-            a: spaces.Discrete(self.n_actions) for a in self.possible_agents
-        }
+        self._build_spaces(spaces.Box(-np.inf, np.inf, (obs_dim,), np.float32))
         self.state_space = spaces.Box(-np.inf, np.inf, (state_dim,), np.float32)
         self._masks = np.zeros((self.n_agents, self.n_actions), np.int8)
         self._state = np.zeros(state_dim, np.float32)
@@ -319,23 +312,6 @@ class SMACv2ParallelEnv(ParallelEnv[str, dict[str, np.ndarray], int]):
 
         names = set(inspect.signature(StarCraft2Env.__init__).parameters) - {"self"}
         return names - {"map_name", "capability_config"}
-
-    # -- spaces ----------------------------------------------------------------------------
-    def observation_space(self, agent: str) -> spaces.Space:
-        try:
-            return self._obs_spaces[agent]
-        except KeyError:
-            raise KeyError(
-                f"Unknown agent {agent!r}; agents: {self.possible_agents}."
-            ) from None
-
-    def action_space(self, agent: str) -> spaces.Space:
-        try:
-            return self._act_spaces[agent]
-        except KeyError:
-            raise KeyError(
-                f"Unknown agent {agent!r}; agents: {self.possible_agents}."
-            ) from None
 
     @property
     def smacv2_env(self) -> Any:
@@ -496,42 +472,9 @@ class SMACv2ParallelEnv(ParallelEnv[str, dict[str, np.ndarray], int]):
         )
 
     def _action_list(self, actions: dict[str, Any]) -> list[int]:
-        if not isinstance(actions, dict):
-            raise TypeError(
-                f"actions must be a dict {{agent: int}}, got {type(actions).__name__}."
-            )
-        unknown = [a for a in actions if a not in self.possible_agents]
-        if unknown:
-            raise KeyError(
-                f"Actions given for agent(s) {unknown} that are not in the episode "
-                f"(unknown agents); present: {self.agents}."
-            )
-        # Agents that already left may still get an action from
-        # `env.step(policy.act(obs))`: it is ignored (the dead unit gets SMAC's no-op).
-        actions = {a: v for a, v in actions.items() if a in self.agents}
-        missing = [a for a in self.agents if a not in actions]
-        if missing:
-            raise KeyError(f"No action for present agent(s) {missing}.")
         joint = [NOOP_ACTION] * self.n_agents
-        for i, a in enumerate(self.possible_agents):
-            if a not in actions:
-                continue
-            arr = np.asarray(actions[a])
-            if arr.size != 1 or not (
-                np.issubdtype(arr.dtype, np.integer)
-                or (
-                    np.issubdtype(arr.dtype, np.floating)
-                    and float(arr.flat[0]).is_integer()
-                )
-            ):
-                raise ValueError(
-                    f"Action of {a!r} must be one integer, got {actions[a]!r}."
-                )
-            k = int(arr.flat[0])
-            if not 0 <= k < self.n_actions:
-                raise ValueError(
-                    f"Action {k} of {a!r} is out of range [0, {self.n_actions})."
-                )
+        for a, k in self._checked_actions(actions).items():
+            i = self.possible_agents.index(a)
             if not self._masks[i, k]:
                 raise ValueError(
                     f"Action {k} of {a!r} is not allowed by its action mask; legal actions: "

@@ -49,6 +49,8 @@ import numpy as np
 from gymnasium import spaces
 from pettingzoo.utils.env import ParallelEnv
 
+from wrappers.spaces import MaskedDiscreteAgents
+
 INSTALL_HINT = 'pip install "diffusion-agents[smax]"  (installs jaxmarl and jax)'
 DEFAULT_SCENARIO = "smacv2_5_units"
 # SMAX's "stop" movement action: always legal, the only one for the dead.
@@ -217,7 +219,9 @@ def _smax_init_params() -> tuple[str, ...]:
     return tuple(n for n in names if n not in _RESERVED)
 
 
-class SMAXParallelEnv(ParallelEnv[str, dict[str, np.ndarray], int]):
+class SMAXParallelEnv(
+    MaskedDiscreteAgents, ParallelEnv[str, dict[str, np.ndarray], int]
+):
     """SMAX with a heuristic enemy, as a PettingZoo ``ParallelEnv`` (see the module doc).
 
     Args:
@@ -296,42 +300,14 @@ class SMAXParallelEnv(ParallelEnv[str, dict[str, np.ndarray], int]):
         self.possible_agents = [f"ally_{i}" for i in range(c.num_allies)]
         self.agents: list[str] = []
         self.render_mode = None
-        obs_box = spaces.Box(-1.0, 1.0, (c.obs_dim,), np.float32)
-        self._obs_spaces = {
-            a: spaces.Dict(
-                {
-                    "observation": obs_box,
-                    "action_mask": spaces.Box(0, 1, (c.n_actions,), np.int8),
-                }
-            )
-            for a in self.possible_agents
-        }
-        self._act_spaces = {
-            a: spaces.Discrete(c.n_actions) for a in self.possible_agents
-        }
+        self.n_actions = c.n_actions
+        self._build_spaces(spaces.Box(-1.0, 1.0, (c.obs_dim,), np.float32))
         self.state_space = spaces.Box(-np.inf, np.inf, (c.state_dim,), np.float32)
         self._index = {a: i for i, a in enumerate(self.possible_agents)}
         self._key: Any = None
         self._jstate: Any = None
         self._world_state = np.zeros(c.state_dim, np.float32)
         self._masks = np.zeros((c.num_allies, c.n_actions), np.int8)
-
-    # -- spaces ----------------------------------------------------------------------------
-    def observation_space(self, agent: str) -> spaces.Space:
-        try:
-            return self._obs_spaces[agent]
-        except KeyError:
-            raise KeyError(
-                f"Unknown agent {agent!r}; agents: {self.possible_agents}."
-            ) from None
-
-    def action_space(self, agent: str) -> spaces.Space:
-        try:
-            return self._act_spaces[agent]
-        except KeyError:
-            raise KeyError(
-                f"Unknown agent {agent!r}; agents: {self.possible_agents}."
-            ) from None
 
     @property
     def num_enemies(self) -> int:
@@ -455,40 +431,9 @@ class SMAXParallelEnv(ParallelEnv[str, dict[str, np.ndarray], int]):
         }
 
     def _action_array(self, actions: dict[str, Any]) -> np.ndarray:
-        if not isinstance(actions, dict):
-            raise TypeError(
-                f"actions must be a dict {{agent: int}}, got {type(actions).__name__}."
-            )
-        unknown = [a for a in actions if a not in self._index]
-        if unknown:
-            raise KeyError(
-                f"Actions given for agent(s) {unknown} that are not in the episode "
-                f"(unknown agents); present: {self.agents}."
-            )
-        # Agents that already left (their last observation came with terminated=True) may
-        # still get an action from `env.step(policy.act(obs))`: it is ignored, as in MPE.
-        actions = {a: v for a, v in actions.items() if a in self.agents}
-        missing = [a for a in self.agents if a not in actions]
-        if missing:
-            raise KeyError(f"No action for present agent(s) {missing}.")
-        n_act = self._c.n_actions
         out = np.full(self._c.num_allies, STOP_ACTION, np.int32)
-        for a, v in actions.items():
-            arr = np.asarray(v)
-            integral = arr.size == 1 and (
-                np.issubdtype(arr.dtype, np.integer)
-                or (
-                    np.issubdtype(arr.dtype, np.floating)
-                    and float(arr.flat[0]).is_integer()
-                )
-            )
-            if not integral:
-                raise ValueError(
-                    f"Action of {a!r} must be one integer in [0, {n_act}), got {v!r}."
-                )
-            i, k = self._index[a], int(arr.flat[0])
-            if not 0 <= k < n_act:
-                raise ValueError(f"Action {k} of {a!r} is out of range [0, {n_act}).")
+        for a, k in self._checked_actions(actions).items():
+            i = self._index[a]
             if self.illegal_actions == "raise" and not self._masks[i, k]:
                 raise ValueError(
                     f"Action {k} of {a!r} is not allowed by its action mask; legal actions: "

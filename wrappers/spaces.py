@@ -110,3 +110,85 @@ def vector_to_action(space: spaces.Space, vec: np.ndarray) -> Any:
     elif isinstance(space, spaces.MultiBinary):
         vec = np.clip(vec, 0, 1)
     return vec.astype(space.dtype)
+
+
+class MaskedDiscreteAgents:
+    """Shared parts of the SMAC-family adapters (SMAX, SMACv2).
+
+    Every agent observes ``{"observation": Box, "action_mask": Box(0, 1, int8)}`` and acts in
+    ``Discrete(n_actions)``. Subclasses set ``possible_agents``, ``agents``, ``n_actions``,
+    ``_obs_spaces`` and ``_act_spaces`` (built with :meth:`_build_spaces`).
+    """
+
+    possible_agents: list[str]
+    agents: list[str]
+    n_actions: int
+
+    def _build_spaces(self, obs_box: spaces.Box) -> None:
+        mask = spaces.Box(0, 1, (self.n_actions,), np.int8)
+        self._obs_spaces = {
+            a: spaces.Dict({OBS_KEY: obs_box, MASK_KEY: mask})
+            for a in self.possible_agents
+        }
+        self._act_spaces = {
+            a: spaces.Discrete(self.n_actions) for a in self.possible_agents
+        }
+
+    def observation_space(self, agent: str) -> spaces.Space:
+        try:
+            return self._obs_spaces[agent]
+        except KeyError:
+            raise KeyError(
+                f"Unknown agent {agent!r}; agents: {self.possible_agents}."
+            ) from None
+
+    def action_space(self, agent: str) -> spaces.Space:
+        try:
+            return self._act_spaces[agent]
+        except KeyError:
+            raise KeyError(
+                f"Unknown agent {agent!r}; agents: {self.possible_agents}."
+            ) from None
+
+    def _checked_actions(self, actions: Any) -> dict[str, int]:
+        """``{agent: action}`` for exactly the present agents, each one integer in range.
+
+        Agents that already left (their last observation came with terminated=True) may
+        still get an action from ``env.step(policy.act(obs))``: it is dropped. Unknown
+        agents, missing present agents and non-integer or out-of-range actions raise.
+        """
+        if not isinstance(actions, dict):
+            raise TypeError(
+                f"actions must be a dict {{agent: int}}, got {type(actions).__name__}."
+            )
+        unknown = [a for a in actions if a not in self._act_spaces]
+        if unknown:
+            raise KeyError(
+                f"Actions given for agent(s) {unknown} that are not in the episode "
+                f"(unknown agents); present: {self.agents}."
+            )
+        missing = [a for a in self.agents if a not in actions]
+        if missing:
+            raise KeyError(f"No action for present agent(s) {missing}.")
+        out: dict[str, int] = {}
+        for a in self.agents:
+            v = actions[a]
+            arr = np.asarray(v)
+            integral = arr.size == 1 and (
+                np.issubdtype(arr.dtype, np.integer)
+                or (
+                    np.issubdtype(arr.dtype, np.floating)
+                    and float(arr.flat[0]).is_integer()
+                )
+            )
+            if not integral:
+                raise ValueError(
+                    f"Action of {a!r} must be one integer in [0, {self.n_actions}), got {v!r}."
+                )
+            k = int(arr.flat[0])
+            if not 0 <= k < self.n_actions:
+                raise ValueError(
+                    f"Action {k} of {a!r} is out of range [0, {self.n_actions})."
+                )
+            out[a] = k
+        return out
