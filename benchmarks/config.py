@@ -238,30 +238,22 @@ def parse_config(
     build_options = dict(datasets_block.get("options", {}))
 
     # -- algorithm / transform options ---------------------------------------------------
-    algo_opts: dict[str, dict[str, Any]] = {}
-    for name, opts in raw.get("algorithm_options", {}).items():
-        if name not in ALGORITHMS:
-            raise fail(
-                f"[algorithm_options.{name}]: unknown algorithm {name!r}; known: "
-                f"{sorted(ALGORITHMS)}"
-            )
-        try:
-            ALGORITHMS[name].make_config(opts)
-        except ValueError as exc:
-            raise fail(f"[algorithm_options.{name}]: {exc}") from None
-        algo_opts[name] = dict(opts)
-    tf_opts: dict[str, dict[str, Any]] = {}
-    for name, opts in raw.get("transform_options", {}).items():
-        if name not in TRANSFORMS:
-            raise fail(
-                f"[transform_options.{name}]: unknown transform {name!r}; known: "
-                f"{sorted(TRANSFORMS)}"
-            )
-        try:
-            TRANSFORMS[name].make_config(opts)
-        except ValueError as exc:
-            raise fail(f"[transform_options.{name}]: {exc}") from None
-        tf_opts[name] = dict(opts)
+    def checked_options(section: str, registry: dict, kind: str) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        for name, opts in raw.get(section, {}).items():
+            if name not in registry:
+                raise fail(
+                    f"[{section}.{name}]: unknown {kind} {name!r}; known: {sorted(registry)}"
+                )
+            try:
+                registry[name].make_config(opts)
+            except ValueError as exc:
+                raise fail(f"[{section}.{name}]: {exc}") from None
+            out[name] = dict(opts)
+        return out
+
+    algo_opts = checked_options("algorithm_options", ALGORITHMS, "algorithm")
+    tf_opts = checked_options("transform_options", TRANSFORMS, "transform")
 
     # -- tasks ---------------------------------------------------------------------------
     raw_tasks = raw.get("tasks")
