@@ -12,8 +12,13 @@ with a 95 % stratified-bootstrap interval (episodes resampled within seeds). Row
 - ``dataset``: the dataset's own episode returns.
 
 It also reports teammate modeling: the error of each agent's predicted next observation of
-its teammates against what happened, beside the "teammate stays put" predictor
-(``o_j,t+1 = o_j,t``).
+its teammates against what happened, beside two "teammate stays put" predictors:
+
+- privileged: ``o_j,t+1 = o_j,t``, the teammate's true current observation, which a
+  decentralized agent never sees;
+- same information: ``o_j,t+1 = ô_j,t``, agent ``i``'s own sample's estimate of the teammate's
+  current observation (the plan's entry at ``t``). The model's predicted step should beat
+  this one: it measures whether the plan's teammate dynamics carry information.
 
 If the dataset does not exist and ``--record-own`` is given, a scripted MPE spread dataset is
 recorded first (``mpe2/simple_spread/scripted-medium-v0``: agent ``i`` walks to landmark ``i``
@@ -73,6 +78,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="episodes per seed for the 200-step DDPM row (slow; 0 = skip)",
     )
     p.add_argument("--config", default="{}", help="JSON overrides of MADiffConfig")
+    p.add_argument(
+        "--variants",
+        default="{}",
+        metavar="JSON",
+        help='extra rows: {"name": {with_sampling kwargs}}, e.g. '
+        '\'{"ddim x5": {"sampling_steps": 5}}\' (same trained models)',
+    )
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", default="benchmarks/results/madiff_eval.json")
     p.add_argument("--show-progress", action="store_true")
@@ -155,7 +167,7 @@ def rollout(
 
     env = make_env(env_id, **env_kwargs)
     returns = []
-    err_model, err_stay, n_err = 0.0, 0.0, 0
+    err_model, err_stay, err_same, n_err = 0.0, 0.0, 0.0, 0
     for ep in range(episodes):
         obs, _ = env.reset(seed=seed + ep)
         policy.reset()
@@ -163,16 +175,18 @@ def rollout(
         while env.agents:
             actions = policy.act(obs)
             preds = policy.teammate_predictions() if teammates else None
+            now = policy.teammate_estimates() if teammates else None
             prev = obs
             obs, rew, *_ = env.step(actions)
             total += float(np.mean([rew[a] for a in rew])) if rew else 0.0
             if preds is not None:
-                for by_j in preds.values():
+                for i, by_j in preds.items():
                     for j, future in by_j.items():
                         if j in obs and j in prev:
                             nxt = np.asarray(obs[j], np.float64)
                             err_model += float(np.mean((future[0] - nxt) ** 2))
                             err_stay += float(np.mean((np.asarray(prev[j]) - nxt) ** 2))
+                            err_same += float(np.mean((now[i][j] - nxt) ** 2))
                             n_err += 1
         returns.append(total)
     tm = {}
@@ -180,6 +194,7 @@ def rollout(
         tm = {
             "mse_model": err_model / n_err,
             "mse_stay": err_stay / n_err,
+            "mse_stay_same_info": err_same / n_err,
             "pairs": n_err,
         }
     return np.asarray(returns), tm
@@ -209,10 +224,18 @@ def _print_table(title, rows, dataset_scores, teammate):
     if teammate:
         mm = np.mean([t["mse_model"] for t in teammate])
         ms = np.mean([t["mse_stay"] for t in teammate])
+        same = [t["mse_stay_same_info"] for t in teammate if "mse_stay_same_info" in t]
         print(
             f"\nteammate next-observation MSE: model {mm:.4f} vs stays-put {ms:.4f} "
-            f"(ratio {mm / ms:.2f}; {sum(t['pairs'] for t in teammate)} agent pairs x steps)"
+            f"(privileged: the teammate's true o_t; ratio {mm / ms:.2f}; "
+            f"{sum(t['pairs'] for t in teammate)} agent pairs x steps)"
         )
+        if same:
+            mss = float(np.mean(same))
+            print(
+                f"  vs stays-put on the same information (the plan's own o_t estimate): "
+                f"{mss:.4f} (ratio {mm / mss:.2f})"
+            )
     return table
 
 
@@ -279,6 +302,11 @@ def run(args) -> int:
         off = policy.with_sampling(guidance_weight=0.0)
         r, _ = rollout(off, env_id, env_kwargs, args.episodes, eval_seed)
         rows.setdefault("madiff-d, guidance off (w=0)", []).append(norm(r))
+        for name, kwargs in json.loads(args.variants).items():
+            r, _ = rollout(
+                policy.with_sampling(**kwargs), env_id, env_kwargs, args.episodes, eval_seed
+            )
+            rows.setdefault(f"madiff-d, {name}", []).append(norm(r))
         if args.ddpm_episodes:
             ddpm = policy.with_sampling(sampler="ddpm", sampling_steps=None)
             r, _ = rollout(ddpm, env_id, env_kwargs, args.ddpm_episodes, eval_seed)

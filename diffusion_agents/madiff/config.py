@@ -110,7 +110,7 @@ class MADiffConfig:
     target_return: float = 0.9
 
     sampler: str = "ddim"
-    sampling_steps: int | None = 5
+    sampling_steps: int | None = 3
     eta: float = 0.0
     temperature: float = 1.0
 

@@ -221,6 +221,28 @@ class MADiffModel(nn.Module):
         )
         return rearrange(x, "(s a) d h -> s a d h", a=a)
 
+    def traced_planner(
+        self,
+        example: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor],
+        **settings,
+    ) -> torch.jit.ScriptModule:
+        """:meth:`plan` with fixed ``settings`` as a frozen TorchScript graph.
+
+        Only for deterministic samplers (``sampler="ddim"``, ``eta=0``): the result depends on
+        ``noise`` alone. The graph is specialized to the example's shapes and holds a copy of
+        the current weights (frozen), so the caller keys a cache on both (see
+        ``MADiffPolicy``). Why: the act-sized U-Net is bound by per-op overhead, and tracing
+        the whole sampling loop roughly halves an act (``benchmarks/perf.py``).
+        """
+        if (settings.get("sampler") or self.config.sampler) != "ddim" or (
+            settings.get("eta", self.config.eta) or 0.0
+        ) > 0.0:
+            raise ValueError("traced_planner() needs a deterministic sampler (ddim, eta=0).")
+        planner = _Planner(self, settings).eval()
+        with torch.no_grad():
+            traced = torch.jit.trace(planner, example, check_trace=False)
+            return torch.jit.freeze(traced)
+
     # -- inverse dynamics -----------------------------------------------------------------
     def inverse_dynamics(
         self, o_t: torch.Tensor, o_next: torch.Tensor, agent: torch.Tensor
@@ -296,6 +318,18 @@ class MADiffModel(nn.Module):
     ) -> torch.Tensor:
         lo, hi = self.act_low[agent], self.act_high[agent]
         return (x.clamp(-1, 1) + 1.0) * 0.5 * (hi - lo) + lo
+
+
+class _Planner(nn.Module):
+    """``forward(values, known, returns, noise) -> plan`` with fixed sampling settings."""
+
+    def __init__(self, model: MADiffModel, settings: dict) -> None:
+        super().__init__()
+        self.model = model
+        self.settings = dict(settings)
+
+    def forward(self, values, known, returns, noise):
+        return self.model.plan(values, known, returns, noise=noise, **self.settings)
 
 
 __all__ = ["MADiffModel"]

@@ -102,6 +102,8 @@ class MADiffPolicy:
         self.info = dict(info or {})
         self._index = {a: i for i, a in enumerate(self.agents)}
         self.batched_guidance = True
+        self.traced = True
+        self._planners: dict[tuple, Any] = {}
         self.reset(seed=self.config.seed if seed is None else seed)
 
     # -- construction -----------------------------------------------------------------------
@@ -111,6 +113,7 @@ class MADiffPolicy:
 
     def to(self, device: str | torch.device) -> MADiffPolicy:
         self.model.to(resolve_device(device))
+        self._planners.clear()
         self.reset()
         return self
 
@@ -413,19 +416,7 @@ class MADiffPolicy:
             sample_of = {i: 0 for i in present}
         known |= ~model.dim_valid[None, :, :, None]
         returns = torch.full((s,), float(cfg.target_return), device=self.device)
-        plan = model.plan(
-            values,
-            known,
-            returns,
-            noise=noise,
-            generator=self._generator,
-            guidance_weight=cfg.guidance_weight,
-            sampler=cfg.sampler,
-            steps=cfg.sampling_steps,
-            eta=cfg.eta,
-            temperature=cfg.temperature,
-            batched_guidance=self.batched_guidance,
-        )
+        plan = self._plan(values, known, returns, noise)
 
         samp = torch.as_tensor([sample_of[i] for i in present], device=self.device)
         o_t = cur[idx]
@@ -435,6 +426,36 @@ class MADiffPolicy:
         self._last = {"plan": plan, "present": present, "sample_of": sample_of}
         self._t += 1
         return actions
+
+    def _plan(self, values, known, returns, noise) -> torch.Tensor:
+        """``model.plan`` with this policy's settings; a cached traced graph when allowed."""
+        cfg, model = self.config, self.model
+        settings = {
+            "guidance_weight": cfg.guidance_weight,
+            "sampler": cfg.sampler,
+            "steps": cfg.sampling_steps,
+            "eta": cfg.eta,
+            "temperature": cfg.temperature,
+            "batched_guidance": self.batched_guidance,
+        }
+        if not self.traced or cfg.sampler != "ddim" or cfg.eta > 0:
+            return model.plan(
+                values, known, returns, noise=noise, generator=self._generator, **settings
+            )
+        # `_version` counts in-place writes: a planner built before the weights changed
+        # (an EMA update, load_state_dict) holds stale frozen weights and is rebuilt.
+        key = (tuple(values.shape), str(values.device), tuple(settings.items()))
+        entry = self._planners.get(key)
+        if entry is not None:
+            tensors, version, planner = entry
+            if sum(t._version for t in tensors) != version:
+                entry = None
+        if entry is None:
+            tensors = [*model.parameters(), *model.buffers()]
+            version = sum(t._version for t in tensors)
+            planner = model.traced_planner((values, known, returns, noise), **settings)
+            self._planners[key] = (tensors, version, planner)
+        return planner(values, known, returns, noise)
 
     def _decode(self, present, out, masks, deterministic) -> dict[str, Any]:
         model = self.model
@@ -500,15 +521,18 @@ class MADiffPolicy:
         """The same trained model with other sampling settings (a new policy object).
 
         Allowed keys: ``guidance_weight``, ``target_return``, ``sampler``,
-        ``sampling_steps``, ``eta``, ``temperature``, and ``batched_guidance`` (False runs
-        the two guidance terms as two forward passes, as the reference code does).
+        ``sampling_steps``, ``eta``, ``temperature``, ``batched_guidance`` (False runs
+        the two guidance terms as two forward passes, as the reference code does) and
+        ``traced`` (False runs the sampling loop eagerly instead of as a cached TorchScript
+        graph; the results are the same up to float rounding).
         """
         batched = changes.pop("batched_guidance", self.batched_guidance)
+        traced = changes.pop("traced", self.traced)
         bad = sorted(set(changes) - set(self.SAMPLING_FIELDS))
         if bad:
             raise ValueError(
                 f"with_sampling() cannot change {bad}; allowed: {list(self.SAMPLING_FIELDS)} "
-                "and 'batched_guidance'."
+                "'batched_guidance' and 'traced'."
             )
         other = MADiffPolicy(
             self.model,
@@ -519,6 +543,7 @@ class MADiffPolicy:
         )
         other.config = self.config.replace(**changes)
         other.batched_guidance = bool(batched)
+        other.traced = bool(traced)
         other.reset(seed=other.config.seed)
         return other
 
@@ -557,6 +582,25 @@ class MADiffPolicy:
             out[self.agents[i]] = {
                 self.agents[j]: plan[s, h + 1 :, j, : self.model.obs_dims[j]].copy()
                 for j in range(len(self.agents))
+            }
+        return out
+
+    def teammate_estimates(self) -> dict[str, dict[str, np.ndarray]]:
+        """After :meth:`act`: ``{i: {j: (obs_dim_j,)}}``, agent ``i``'s sample's estimate of
+        teammate ``j``'s *current* observation (raw units; ``j != i``). In decentralized mode
+        this is inferred, not observed; it is the "same information" reference for the
+        predictions of :meth:`teammate_predictions`."""
+        if self._last is None:
+            raise RuntimeError("teammate_estimates() needs a call to act() first.")
+        h = self.config.history
+        plan = self.model.unnormalize_obs(self._last["plan"][:, :, :, h]).cpu().numpy()
+        out: dict[str, dict[str, np.ndarray]] = {}
+        for i in self._last["present"]:
+            s = self._last["sample_of"][i]
+            out[self.agents[i]] = {
+                self.agents[j]: plan[s, j, : self.model.obs_dims[j]].copy()
+                for j in range(len(self.agents))
+                if j != i
             }
         return out
 

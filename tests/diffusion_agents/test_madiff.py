@@ -144,6 +144,11 @@ def test_heterogeneous_agents_shapes_and_teammate_predictions(
     for by_j in preds.values():
         for j, p in by_j.items():
             assert p.shape == (TINY.horizon, dims[j]) and np.isfinite(p).all()
+    now = hetero_policy.teammate_estimates()
+    assert {i: set(by_j) for i, by_j in now.items()} == {
+        i: set(by_j) for i, by_j in preds.items()
+    }
+    assert all(p.shape == (dims[j],) for by_j in now.values() for j, p in by_j.items())
     assert _run_episode(env, hetero_policy, 5) == 6
     a2, _ = hetero_policy.predict(obs, episode_start=True)
     assert set(a2) == set(obs)
@@ -334,3 +339,32 @@ def test_config_checks():
     assert cfg.dim_mults == (1, 2) and MADiffConfig.from_dict(cfg.to_dict()) == cfg
     assert isinstance(MADiffConfig.reference().dim_mults, tuple)
     assert isinstance(spaces.Discrete(2), spaces.Space)
+
+
+def test_traced_sampling_matches_eager_and_follows_weight_changes(chase_policy):
+    """The cached TorchScript planner gives the eager loop's actions, and is rebuilt when
+    the weights change in place (e.g. an EMA update) instead of acting on stale ones."""
+    env = make_env(f"{TOY}:make_chase_env", n_agents=2, max_cycles=8)
+    obs, _ = env.reset(seed=5)
+    traced = chase_policy.with_sampling()
+    eager = chase_policy.with_sampling(traced=False)
+    for pol in (traced, eager):
+        pol.reset(seed=2)
+    assert traced.act(obs) == eager.act(obs)
+    plan_t, plan_e = traced._last["plan"], eager._last["plan"]
+    assert torch.allclose(plan_t, plan_e, atol=1e-5)
+    assert len(traced._planners) == 1
+    param = traced.model.unet.final[-1].bias  # shifts every x0 estimate
+    saved = param.detach().clone()
+    try:
+        with torch.no_grad():
+            param.add_(0.5)
+        traced.reset(seed=2)
+        eager.reset(seed=2)
+        traced.act(obs)
+        eager.act(obs)
+        assert torch.allclose(traced._last["plan"], eager._last["plan"], atol=1e-5)
+        assert not torch.allclose(traced._last["plan"], plan_t, atol=1e-5)
+    finally:
+        with torch.no_grad():
+            param.copy_(saved)
