@@ -6,6 +6,8 @@ prints the load average seen during the run. Rows:
 - ``act, default``: ``policy.act(obs)`` for the 3 agents of MPE ``simple_spread_v3`` with the
   default ``MADiffConfig`` (decentralized: one sample per agent, both guidance terms and all
   agents' samples batched into one forward pass per DDIM step); median of ``--repeats`` calls.
+- ``act, default, eager sampling loop``: the same, with the sampling loop run eagerly
+  instead of as the cached TorchScript graph.
 - ``act, same model, 200-step DDPM``: the same policy with ``sampler="ddpm"``,
   ``sampling_steps=None``. Timed over ``--ddpm-steps`` sampling steps and extrapolated to 200
   (the per-step cost is constant), unless ``--full``.
@@ -123,6 +125,11 @@ def run(args) -> int:
         )
     )
     rss_act = _peak_rss_mib()
+    eager = policy.with_sampling(traced=False)
+    eager_ms = _median_ms(lambda: eager.act(obs), args.repeats, key="eager")
+    rows.append(
+        ("act, default, eager sampling loop", eager_ms, "with_sampling(traced=False)")
+    )
 
     def per_step_ms(pol, steps_timed: int, total: int) -> float:
         timed = (
@@ -235,12 +242,13 @@ def run(args) -> int:
         f"\nMADiff CPU performance ({args.threads} threads; load average {load0:.1f} "
         f"-> {load1:.1f}; medians)"
     )
-    cpu = {k: CPU_MS.get(k, float("nan")) for k in ("act", "ddpm", "ref")}
+    keys = ("act", "eager", "ddpm", "ref")
+    cpu = {k: CPU_MS.get(k, float("nan")) for k in keys}
     print("| what | median wall | median process CPU | vs default act | notes |")
     print("| --- | --- | --- | --- | --- |")
-    for (name, ms, note), key in zip(rows, ("act", "ddpm", "ref")):
+    for (name, ms, note), key in zip(rows, keys):
         print(
-            f"| {name} | {ms:.1f} ms | {cpu[key]:.1f} ms | x{ms / act_ms:.0f} | {note} |"
+            f"| {name} | {ms:.1f} ms | {cpu[key]:.1f} ms | x{ms / act_ms:.1f} | {note} |"
         )
     print(
         f"| train, default, batch 32 | {train_sps:.1f} steps/s | {train_sps_cpu:.1f} "
