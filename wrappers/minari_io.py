@@ -83,6 +83,9 @@ class EpisodeBatch:
         acted: ``(E, T, A)`` True where the agent acted (``alive[t] & alive[t + 1]``).
         states: ``(E, T + 1, S)`` global states, or None.
         synthetic: ``(E,)`` True for generated episodes (EAQ output).
+        step_infos: ``{key: (E, T + 1) float32}`` for the dataset's scalar ``info_keys``
+            (e.g. ``"battle_won"``), NaN where an episode does not carry the key (EAQ's
+            synthetic episodes, steps past the end).
     """
 
     agents: tuple[str, ...]
@@ -108,6 +111,7 @@ class EpisodeBatch:
     ref_max_score: float | None = None
     dataset_id: str | None = None
     metadata: dict[str, Any] = dataclasses.field(default_factory=dict)
+    step_infos: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
 
     # -- shapes --------------------------------------------------------------------------
     @property
@@ -198,6 +202,7 @@ class EpisodeBatch:
             acted=self.acted[index],
             states=pick(self.states),
             synthetic=self.synthetic[index],
+            step_infos={k: v[index] for k, v in self.step_infos.items()},
         )
 
     def __repr__(self) -> str:
@@ -805,6 +810,8 @@ def load_episodes(
     alive = np.zeros((E, T + 1, A), bool)
     lengths = np.zeros(E, np.int64)
     synthetic = np.zeros(E, bool)
+    info_keys = [str(k) for k in (ma.get("info_keys") or [])]
+    step_infos = {k: np.full((E, T + 1), np.nan, np.float32) for k in info_keys}
     states = None
     for e, ep in enumerate(episodes):
         n = len(ep.rewards)
@@ -850,6 +857,9 @@ def load_episodes(
             states[e, : n + 1] = st
         if "synthetic" in infos:
             synthetic[e] = bool(np.asarray(infos["synthetic"]).any())
+        for key in info_keys:
+            if key in infos:
+                step_infos[key][e, : n + 1] = np.asarray(infos[key], np.float32).reshape(n + 1)
     acted = alive[:, :-1] & alive[:, 1:] & valid[:, :, None]
     # Stored "no action" placeholders are a zero sample of the space, which is not 0 for a
     # Discrete(n, start=s) agent: make the array zero wherever the agent did not act.
@@ -879,6 +889,7 @@ def load_episodes(
         ref_max_score=_opt_float(meta.get("ref_max_score")),
         dataset_id=did,
         metadata=dict(ma),
+        step_infos=step_infos,
     )
 
 
@@ -903,7 +914,8 @@ def batch_to_buffers(
     """Turn each episode of ``batch`` back into a Minari ``EpisodeBuffer`` of the convention.
 
     Flat observations are unflattened with each agent's space; masks are restored from
-    ``action_masks``. ``extra_infos(e)`` may add per-step info arrays ``(T_e + 1, ...)``.
+    ``action_masks``; ``step_infos`` (e.g. ``battle_won``) are written for the episodes that
+    carry them (not NaN). ``extra_infos(e)`` may add per-step info arrays ``(T_e + 1, ...)``.
     """
     for e in range(batch.num_episodes):
         n = int(batch.lengths[e])
@@ -934,6 +946,9 @@ def batch_to_buffers(
         infos: dict[str, Any] = {"rewards": r_info, "alive": a_info}
         if batch.states is not None:
             infos["state"] = batch.states[e, : n + 1]
+        for key, arr in batch.step_infos.items():
+            if not np.isnan(arr[e, : n + 1]).any():
+                infos[key] = arr[e, : n + 1].astype(np.float64)
         if extra_infos is not None:
             infos.update(extra_infos(e))
         yield EpisodeBuffer(

@@ -98,6 +98,31 @@ def test_info_keys_are_recorded_per_step():
     assert ds.recover_environment().unwrapped.info_keys == ("hits",)
 
 
+def test_step_infos_survive_load_select_and_rewrite():
+    ds = _dying("test/dying/info2-v0", n=3, info_keys=("hits",))
+    b = load_episodes(ds)
+    assert set(b.step_infos) == {"hits"} and b.step_infos["hits"].shape == b.obs.shape[:2]
+    for e, ep in enumerate(ds.iterate_episodes()):
+        n = len(ep.rewards)
+        np.testing.assert_array_equal(b.step_infos["hits"][e, : n + 1], ep.infos["hits"])
+        assert np.isnan(b.step_infos["hits"][e, n + 1 :]).all()
+    sub = b.select([2, 0])
+    np.testing.assert_array_equal(sub.step_infos["hits"], b.step_infos["hits"][[2, 0]])
+    # an episode without the key (NaN, e.g. a synthetic one) is written without it
+    sub.step_infos["hits"][1] = np.nan
+    out = write_dataset(
+        "test/dying/info2-copy-v0", batch_to_buffers(sub),
+        observation_space=ds.observation_space, action_space=ds.action_space,
+        metadata={"multiagent": dict(b.metadata)}, show_progress=False,
+    )
+    eps = list(out.iterate_episodes())
+    assert "hits" in eps[0].infos and "hits" not in eps[1].infos
+    again = load_episodes(out)
+    n0 = int(sub.lengths[0]) + 1
+    np.testing.assert_array_equal(again.step_infos["hits"][0, :n0], sub.step_infos["hits"][0, :n0])
+    assert np.isnan(again.step_infos["hits"][1]).all()
+
+
 @pytest.mark.parametrize("dataset_id", ["plain-v0", "one/two-v1", "a/b/c/d-v2"])
 def test_namespaces(minari_root, dataset_id):
     ds = _dying(dataset_id, n=1)
