@@ -193,7 +193,7 @@ def train_behaviour_policies(
     from wrappers import JointEnv, RandomPolicy
     from wrappers.minari_io import rollout_returns
 
-    config = config or DatasetConfig()
+    config = config or DatasetConfig.for_env(env_id)
     env_kwargs = dict(env_kwargs or {})
     ns = namespace or dataset_namespace(env_id, env_kwargs)
     out = policies_dir(ns)
@@ -454,7 +454,8 @@ def build_datasets(
     Args:
         env_id, env_kwargs: the env (any :func:`wrappers.make_env` id).
         tiers: subset of ``("expert", "medium", "poor", "random", "medium-replay")``.
-        config: episodes per tier, PPO settings, tier targets (:class:`DatasetConfig`).
+        config: episodes per tier, PPO settings, tier targets (:class:`DatasetConfig`;
+            default ``DatasetConfig.for_env(env_id)``).
         namespace: Minari namespace to use instead of :func:`dataset_namespace`'s.
         info_keys: per-agent info keys to record (default: SMAX/SMACv2's
             ``battle_won``, ``dead_allies``, ``dead_enemies``; none for other envs).
@@ -465,7 +466,7 @@ def build_datasets(
     from benchmarks.behaviour_policy import torch_threads
     from wrappers import record_dataset
 
-    config = config or DatasetConfig()
+    config = config or DatasetConfig.for_env(env_id)
     env_kwargs = dict(env_kwargs or {})
     tiers = _check_tiers(tiers)
     ns = namespace or dataset_namespace(env_id, env_kwargs)
@@ -680,7 +681,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--timesteps",
         type=int,
         default=None,
-        help=f"PPO agent-steps (default {PPOConfig().total_timesteps})",
+        help=f"PPO agent-steps (default {PPOConfig().total_timesteps}; "
+        f"{DatasetConfig.for_env('smax/').ppo.total_timesteps} for SMAX/SMACv2)",
     )
     make.add_argument("--seed", type=int, default=0)
     make.add_argument(
@@ -716,11 +718,9 @@ def run(args: argparse.Namespace) -> int:
             return 1
         print(format_summary(summarize(ids)))
         return 0
-    ppo = PPOConfig()
-    if args.timesteps is not None:
-        ppo = dataclasses.replace(ppo, total_timesteps=args.timesteps)
-    config = DatasetConfig(
-        episodes=args.episodes, ppo=ppo, deterministic=args.deterministic
+    ppo = {} if args.timesteps is None else {"total_timesteps": args.timesteps}
+    config = DatasetConfig.for_env(
+        args.env, episodes=args.episodes, ppo=ppo, deterministic=args.deterministic
     )
     start = time.perf_counter()
     datasets = build_datasets(

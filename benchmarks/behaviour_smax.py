@@ -316,18 +316,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\ncommand: {cmd}")
         return 0
 
-    import dataclasses
-
     from benchmarks.behaviour import build_datasets, format_summary, summarize
-    from benchmarks.behaviour_config import DatasetConfig, PPOConfig
+    from benchmarks.behaviour_config import DatasetConfig
 
-    # SMAX battles last 30-100 steps and pay the win bonus at the end: gamma 0.99 (as in
-    # MAPPO's SMAC settings) instead of the MPE-tuned 0.95; vmapped copies are cheap, so 16.
-    config = DatasetConfig(
-        episodes=args.episodes,
-        ppo=dataclasses.replace(
-            PPOConfig(), total_timesteps=args.timesteps, gamma=0.99, n_envs=16
-        ),
+    # SMAX's defaults (gamma 0.99, 16 vmapped copies): DatasetConfig.for_env
+    config = DatasetConfig.for_env(
+        args.env, episodes=args.episodes, ppo={"total_timesteps": args.timesteps}
     )
     start = time.perf_counter()
     datasets = build_datasets(

@@ -151,14 +151,12 @@ def can_build(env_id: str, env_kwargs: dict[str, Any], dataset_id: str) -> str |
     return None
 
 
-def dataset_build_config(options: dict[str, Any]) -> Any:
-    """``benchmarks.behaviour_config.DatasetConfig`` from the TOML ``[datasets] options``."""
-    from benchmarks.behaviour_config import DatasetConfig, PPOConfig
+def dataset_build_config(options: dict[str, Any], env_id: str = "") -> Any:
+    """``benchmarks.behaviour_config.DatasetConfig`` from the TOML ``[datasets] options``,
+    over the env family's defaults (:meth:`DatasetConfig.for_env`)."""
+    from benchmarks.behaviour_config import DatasetConfig
 
-    opts = dict(options)
-    if "ppo" in opts:
-        opts["ppo"] = PPOConfig.from_dict(opts["ppo"])
-    return DatasetConfig(**opts)
+    return DatasetConfig.for_env(env_id, **dict(options))
 
 
 def ensure_datasets(
@@ -180,7 +178,8 @@ def ensure_datasets(
         tiers.append(behaviour_tier(env_id, env_kwargs, d))
     builder = dataset_builder()
     builder.build_datasets(
-        env_id, env_kwargs=env_kwargs, tiers=tiers, config=dataset_build_config(options),
+        env_id, env_kwargs=env_kwargs, tiers=tiers,
+        config=dataset_build_config(options, env_id),
         show_progress=show_progress, log=log,
     )
     return missing

@@ -168,6 +168,7 @@ def rollout(
     env = make_env(env_id, **env_kwargs)
     returns = []
     err_model, err_stay, err_same, n_err = 0.0, 0.0, 0.0, 0
+    err_own, err_own_stay, n_own = 0.0, 0.0, 0
     for ep in range(episodes):
         obs, _ = env.reset(seed=seed + ep)
         policy.reset()
@@ -176,9 +177,17 @@ def rollout(
             actions = policy.act(obs)
             preds = policy.teammate_predictions() if teammates else None
             now = policy.teammate_estimates() if teammates else None
+            own = policy.predicted_futures() if teammates else None
             prev = obs
             obs, rew, *_ = env.step(actions)
             total += float(np.mean([rew[a] for a in rew])) if rew else 0.0
+            if own is not None:
+                for i, by_j in own.items():
+                    if i in obs:
+                        nxt = np.asarray(obs[i], np.float64)
+                        err_own += float(np.mean((by_j[i][0] - nxt) ** 2))
+                        err_own_stay += float(np.mean((np.asarray(prev[i]) - nxt) ** 2))
+                        n_own += 1
             if preds is not None:
                 for i, by_j in preds.items():
                     for j, future in by_j.items():
@@ -195,6 +204,8 @@ def rollout(
             "mse_model": err_model / n_err,
             "mse_stay": err_stay / n_err,
             "mse_stay_same_info": err_same / n_err,
+            "mse_own": err_own / max(n_own, 1),
+            "mse_own_stay": err_own_stay / max(n_own, 1),
             "pairs": n_err,
         }
     return np.asarray(returns), tm
@@ -230,6 +241,14 @@ def _print_table(title, rows, dataset_scores, teammate):
             f"(privileged: the teammate's true o_t; ratio {mm / ms:.2f}; "
             f"{sum(t['pairs'] for t in teammate)} agent pairs x steps)"
         )
+        own = [t for t in teammate if "mse_own" in t]
+        if own:
+            mo = float(np.mean([t["mse_own"] for t in own]))
+            mos = float(np.mean([t["mse_own_stay"] for t in own]))
+            print(
+                f"  own next observation (the one its action is decoded from): model "
+                f"{mo:.4f} vs stays-put {mos:.4f} (ratio {mo / mos:.2f})"
+            )
         if same:
             mss = float(np.mean(same))
             print(
