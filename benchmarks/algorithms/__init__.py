@@ -189,6 +189,7 @@ def _builtin() -> None:
         EAQTransformConfig,
         IQLCQLConfig,
         MADiffAdapterConfig,
+        SampledBCConfig,
     )
 
     register_algorithm(PluginSpec(
@@ -204,6 +205,11 @@ def _builtin() -> None:
         name="bc", target="benchmarks.algorithms.bc:train_bc", config_cls=BCConfig,
         requires=("torch",),
         description="behaviour cloning, parameter-shared MLP with agent id",
+    ))
+    register_algorithm(PluginSpec(
+        name="bc_sampled", target="benchmarks.algorithms.bc:train_bc",
+        config_cls=SampledBCConfig, requires=("torch",),
+        description="behaviour cloning that samples its discrete actions (no arg-max)",
     ))
     register_algorithm(PluginSpec(
         name="iql_cql", target="benchmarks.algorithms.iql_cql:train_iql_cql",

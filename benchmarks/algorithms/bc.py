@@ -85,5 +85,7 @@ def train_bc(ctx: TrainContext) -> SharedNetPolicy:
             bar.set_postfix(loss=f"{loss.item():.4f}")
     return SharedNetPolicy(
         net, agents=batch.agents, observation_spaces=batch.observation_spaces,
-        action_spaces=batch.action_spaces, obs_width=D, kind=kind, bounds=bounds, name="bc",
+        action_spaces=batch.action_spaces, obs_width=D, kind=kind, bounds=bounds,
+        name="bc_sampled" if cfg.sample else "bc",
+        sample_seed=ctx.seed if cfg.sample else None,
     )

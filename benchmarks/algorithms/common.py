@@ -70,11 +70,13 @@ def agent_inputs(obs: np.ndarray, agent_idx: np.ndarray, num_agents: int) -> np.
 
 
 class SharedNetPolicy:
-    """Greedy policy from a parameter-shared network over (observation, agent id).
+    """Policy from a parameter-shared network over (observation, agent id).
 
     Discrete: ``argmax`` of the outputs over legal actions (the action mask in the
-    observation and the agent's own action count). Continuous: the outputs squashed into
-    the Box bounds (``low + (tanh(z) + 1) / 2 * (high - low)``).
+    observation and the agent's own action count), or, with ``sample_seed`` set, a draw
+    from ``softmax`` over the legal outputs (seeded; :meth:`reset` does not reseed).
+    Continuous: the outputs squashed into the Box bounds
+    (``low + (tanh(z) + 1) / 2 * (high - low)``).
     """
 
     def __init__(
@@ -88,8 +90,10 @@ class SharedNetPolicy:
         kind: str,
         bounds: tuple[np.ndarray, np.ndarray] | None = None,
         name: str = "shared-net",
+        sample_seed: int | None = None,
     ) -> None:
         self.net = net.eval()
+        self.rng = None if sample_seed is None else np.random.default_rng(sample_seed)
         self.agents = tuple(agents)
         self.observation_spaces = observation_spaces
         self.action_spaces = action_spaces
@@ -125,7 +129,12 @@ class SharedNetPolicy:
                 if mask is not None and mask.any():
                     legal[: space.n] &= mask[: space.n]
                 scores = np.where(legal, out[row], -np.inf)
-                actions[a] = np.int64(space.start + int(np.argmax(scores)))
+                if self.rng is None:
+                    choice = int(np.argmax(scores))
+                else:
+                    p = np.exp(scores - scores.max())
+                    choice = int(self.rng.choice(len(p), p=p / p.sum()))
+                actions[a] = np.int64(space.start + choice)
             else:
                 low, high = self.bounds
                 i = idx[row]

@@ -31,15 +31,28 @@ class BCConfig:
     Attributes:
         steps: gradient steps; batch_size: agent-steps per gradient step.
         hidden: width of the two hidden layers; lr: Adam learning rate.
+        sample: discrete actions drawn from ``softmax`` over the legal actions instead of
+            the arg-max. On data from a stochastic behaviour policy the arg-max can lose
+            the randomness the policy relied on: on MPE spread ``medium-v0`` (data 43.4),
+            BC at 5,000 steps scored 34.2 / 12.4 greedy vs 47.4 / 41.5 sampled (seeds 0 / 1,
+            100 episodes each). Registered as the ``bc_sampled`` algorithm.
     """
 
     steps: int = 2000
     batch_size: int = 256
     hidden: int = 128
     lr: float = 1e-3
+    sample: bool = False
 
     def __post_init__(self) -> None:
         _positive(self, "steps", "batch_size", "hidden", "lr")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class SampledBCConfig(BCConfig):
+    """:class:`BCConfig` with ``sample=True`` (the ``bc_sampled`` algorithm)."""
+
+    sample: bool = True
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
