@@ -14,6 +14,7 @@ A config names a grid ``tasks × datasets × algorithms × seeds``::
     datasets = ["mpe2/simple_spread/medium-v0"]   # and/or behaviour tiers:
     # tiers = ["medium", "expert"]   # ids from benchmarks.behaviour.dataset_ids
     # algorithms = [...]        # optional per-task override
+    # transform_options = { eaq = { config = { n_steps = 500 } } }   # per-task, per-key
 
     [algorithm_options.bc]
     steps = 2000
@@ -52,7 +53,10 @@ TOP_KEYS = {
     "name", "description", "seeds", "eval_episodes", "algorithms", "tasks",
     "algorithm_options", "transform_options", "datasets", "results_dir", "workers",
 }
-TASK_KEYS = {"env", "env_kwargs", "datasets", "tiers", "algorithms", "name"}
+TASK_KEYS = {
+    "env", "env_kwargs", "datasets", "tiers", "algorithms", "name",
+    "algorithm_options", "transform_options",
+}
 DATASET_KEYS = {"build_missing", "options"}
 
 
@@ -69,6 +73,15 @@ class Task:
     datasets: tuple[str, ...]
     algorithms: tuple[str, ...]
     name: str
+    # per-task options, merged key by key over the top-level [algorithm_options.<name>] /
+    # [transform_options.<name>] tables (e.g. fewer EAQ steps on a bigger env)
+    algorithm_options: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    transform_options: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+
+    def options(self, kind: str, name: str, top: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        """``top[name]`` with this task's ``<kind>_options[name]`` keys on top."""
+        own = getattr(self, f"{kind}_options").get(name, {})
+        return {**top.get(name, {}), **own}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -140,20 +153,30 @@ class GridConfig:
                             task=task.name, env=task.env, env_kwargs=dict(task.env_kwargs),
                             dataset=dataset, algorithm=algo, transform=transform,
                             seed=int(seed), eval_episodes=self.eval_episodes,
-                            algorithm_options=dict(self.algorithm_options.get(algo, {})),
-                            transform_options=dict(
-                                self.transform_options.get(transform, {}) if transform else {}
+                            algorithm_options=task.options(
+                                "algorithm", algo, self.algorithm_options
+                            ),
+                            transform_options=(
+                                task.options("transform", transform, self.transform_options)
+                                if transform else {}
                             ),
                         ))
         return out
 
-    def transforms_needed(self) -> list[tuple[str, str]]:
-        """Distinct (dataset, transform) pairs that must be built before training."""
-        seen: dict[tuple[str, str], None] = {}
+    def transforms_needed(self) -> list[tuple[str, str, dict[str, Any]]]:
+        """Distinct (dataset, transform, options) to build before training."""
+        seen: dict[tuple[str, str], dict[str, Any]] = {}
         for run in self.runs():
             if run.transform:
-                seen[(run.dataset, run.transform)] = None
-        return list(seen)
+                key = (run.dataset, run.transform)
+                if key in seen and seen[key] != run.transform_options:
+                    raise ConfigError(
+                        f"Transform {run.transform!r} of {run.dataset!r} is asked with two "
+                        f"option sets ({seen[key]} and {run.transform_options}); one "
+                        "dataset gets one output per transform."
+                    )
+                seen[key] = run.transform_options
+        return [(d, tf, opts) for (d, tf), opts in seen.items()]
 
 
 def _where(path: str | None) -> str:
@@ -314,6 +337,28 @@ def parse_config(
             )
         for j, entry in enumerate(algos):
             _check_entry(entry, env_obj, fail, f"{label}.algorithms[{j}]", ALGORITHMS, TRANSFORMS, parse_entry)
+        task_opts: dict[str, dict[str, dict[str, Any]]] = {}
+        for section, registry, kind, top in (
+            ("algorithm_options", ALGORITHMS, "algorithm", algo_opts),
+            ("transform_options", TRANSFORMS, "transform", tf_opts),
+        ):
+            table = rt.get(section, {})
+            if not isinstance(table, dict):
+                raise fail(f"{label}.{section}: expected a table of {kind} names")
+            task_opts[section] = {}
+            for nm, opts in table.items():
+                if nm not in registry:
+                    raise fail(
+                        f"{label}.{section}.{nm}: unknown {kind} {nm!r}; known: "
+                        f"{sorted(registry)}"
+                    )
+                if not isinstance(opts, dict):
+                    raise fail(f"{label}.{section}.{nm}: expected a table of options")
+                try:
+                    registry[nm].make_config({**top.get(nm, {}), **opts})
+                except ValueError as exc:
+                    raise fail(f"{label}.{section}.{nm}: {exc}") from None
+                task_opts[section][nm] = dict(opts)
         name = rt.get("name") or env.split(":")[-1].replace("/", "-")
         if name in names:
             name = f"{name}-{k}"
@@ -321,8 +366,10 @@ def parse_config(
         tasks.append(Task(
             env=env, env_kwargs=dict(env_kwargs), datasets=tuple(datasets),
             algorithms=tuple(algos), name=str(name),
+            algorithm_options=task_opts["algorithm_options"],
+            transform_options=task_opts["transform_options"],
         ))
-    return GridConfig(
+    grid = GridConfig(
         name=str(raw.get("name", Path(path).stem if path else "grid")),
         description=str(raw.get("description", "")),
         seeds=tuple(int(s) for s in seeds),
@@ -337,6 +384,11 @@ def parse_config(
         path=path,
         workers=int(workers),
     )
+    try:
+        grid.transforms_needed()
+    except ConfigError as exc:
+        raise fail(str(exc)) from None
+    return grid
 
 
 def _check_env(env: str, env_kwargs: dict[str, Any], fail, label: str) -> Any:

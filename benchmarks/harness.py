@@ -485,11 +485,9 @@ def run_benchmark(
             if d not in infos:
                 infos[d] = dataset_info(d)
             train_ids[(d, None)] = d
-    for d, tf in config.transforms_needed():
+    for d, tf, tf_options in config.transforms_needed():
         log(f"transform {tf} on {d} ...")
-        train_ids[(d, tf)] = ensure_transform(
-            d, tf, config.transform_options.get(tf, {}), show_progress=show_progress
-        )
+        train_ids[(d, tf)] = ensure_transform(d, tf, tf_options, show_progress=show_progress)
 
     # -- runs: skip finished ----------------------------------------------------------------
     runs = config.runs()

@@ -29,6 +29,27 @@ def test_valid_grid_expands_to_runs(dataset):
     assert keys["random"] == base["random"] and keys["bc"] != base["bc"]
 
 
+def test_task_options_override_the_top_level_ones_per_key(dataset):
+    text = hh.grid_toml(["random", "bc", "bc+eaq"], seeds=[0], extra=hh.EAQ_TINY)
+    text = text.replace(
+        'datasets = ["mpe2/simple_spread/tiny-v0"]',
+        'datasets = ["mpe2/simple_spread/tiny-v0"]\n'
+        'algorithm_options = { bc = { steps = 7 } }\n'
+        'transform_options = { eaq = { augment = { num_episodes = 3 } } }',
+    )
+    cfg = parse_config(text)
+    runs = {r.entry: r for r in cfg.runs()}
+    top = parse_config(hh.grid_toml(["random", "bc", "bc+eaq"], seeds=[0], extra=hh.EAQ_TINY))
+    top_runs = {r.entry: r for r in top.runs()}
+    assert runs["bc"].algorithm_options == {**top_runs["bc"].algorithm_options, "steps": 7}
+    assert runs["bc+eaq"].algorithm_options["steps"] == 7
+    eaq = runs["bc+eaq"].transform_options
+    assert eaq["augment"] == {"num_episodes": 3}
+    assert eaq["config"] == top_runs["bc+eaq"].transform_options["config"]
+    assert cfg.transforms_needed() == [("mpe2/simple_spread/tiny-v0", "eaq", eaq)]
+    assert runs["random"].key == top_runs["random"].key and runs["bc"].key != top_runs["bc"].key
+
+
 @pytest.mark.parametrize(
     ("edit", "expected"),
     [
@@ -60,6 +81,14 @@ def test_valid_grid_expands_to_runs(dataset):
         (lambda t: t.replace("max_cycles = 5 }", "max_cycles = 5, continuous_actions = true }")
          .replace('"random", "bc"', '"random", "iql_cql"'),
          "tasks[0].algorithms[1] 'iql_cql': 'iql_cql' needs Discrete actions"),
+        (lambda t: t.replace('name = "tiny"', 'name = "tiny"').replace(
+            'datasets = ["mpe2/simple_spread/tiny-v0"]',
+            'datasets = ["mpe2/simple_spread/tiny-v0"]\nalgorithm_options = { bc = { stepz = 3 } }'),
+         "tasks[0].algorithm_options.bc: unknown option(s) ['stepz']"),
+        (lambda t: t.replace(
+            'datasets = ["mpe2/simple_spread/tiny-v0"]',
+            'datasets = ["mpe2/simple_spread/tiny-v0"]\ntransform_options = { nope = {} }'),
+         "tasks[0].transform_options.nope: unknown transform 'nope'"),
     ],
 )
 def test_bad_config_names_the_entry(dataset, tmp_path, edit, expected, capsys):
