@@ -8,6 +8,8 @@ are saved with the weights.
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 import torch.nn.functional as F
 from einops import rearrange, repeat
@@ -239,7 +241,9 @@ class MADiffModel(nn.Module):
         ) > 0.0:
             raise ValueError("traced_planner() needs a deterministic sampler (ddim, eta=0).")
         planner = _Planner(self, settings).eval()
-        with torch.no_grad():
+        # shape-dependent branches are fine here: the graph is only reused for these shapes
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)
             traced = torch.jit.trace(planner, example, check_trace=False)
             return torch.jit.freeze(traced)
 
