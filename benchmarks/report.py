@@ -62,10 +62,12 @@ def _matrix(table, entry: str, tasks: list[str], seeds: list[int]) -> np.ndarray
 
 
 def improvement_pairs(entries: list[str]) -> list[tuple[str, str]]:
-    """The comparisons that matter: MADiff-D vs BC, and every ``X+transform`` vs ``X``."""
+    """The comparisons that matter: MADiff-D vs BC (greedy and sampled), and every
+    ``X+transform`` vs ``X``."""
     pairs = []
-    if "madiff_d" in entries and "bc" in entries:
-        pairs.append(("madiff_d", "bc"))
+    for bc in ("bc", "bc_sampled"):
+        if "madiff_d" in entries and bc in entries:
+            pairs.append(("madiff_d", bc))
     for e in entries:
         base, sep, _ = e.partition("+")
         if sep and base in entries:

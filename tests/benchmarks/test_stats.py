@@ -87,3 +87,14 @@ def test_bad_scores_are_refused():
         stats.iqm(np.array([1.0, np.nan]))
     with pytest.raises(ValueError, match="same tasks"):
         stats.probability_of_improvement(np.ones((2, 2)), np.ones((2, 3)))
+
+
+def test_improvement_pairs_are_the_ones_that_matter():
+    from benchmarks.report import improvement_pairs
+
+    entries = ["random", "bc", "bc_sampled", "iql_cql", "madiff_d", "bc+eaq", "iql_cql+eaq"]
+    assert improvement_pairs(entries) == [
+        ("madiff_d", "bc"), ("madiff_d", "bc_sampled"),
+        ("bc+eaq", "bc"), ("iql_cql+eaq", "iql_cql"),
+    ]
+    assert improvement_pairs(["madiff_d", "bc+eaq"]) == []
