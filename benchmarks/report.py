@@ -127,6 +127,17 @@ def summarize(
         if x in mats and y in mats:
             est = stats.probability_of_improvement(mats[x], mats[y], reps=reps, seed=seed)
             poi[f"{x} > {y}"] = est.to_dict()
+            continue
+        # an entry run on only some tasks (e.g. learner+EAQ): compare on the tasks both have
+        shared = [
+            t for t in normalized_tasks
+            if _matrix(table, x, [t], seeds) is not None
+            and _matrix(table, y, [t], seeds) is not None
+        ]
+        if shared:
+            mx, my = _matrix(table, x, shared, seeds), _matrix(table, y, shared, seeds)
+            est = stats.probability_of_improvement(mx, my, reps=reps, seed=seed)
+            poi[f"{x} > {y} (on {', '.join(shared)})"] = est.to_dict()
     data_rows = {}
     for t in tasks:
         r0 = next(r for r in results if task_label(r) == t)

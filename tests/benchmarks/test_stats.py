@@ -98,3 +98,25 @@ def test_improvement_pairs_are_the_ones_that_matter():
         ("bc+eaq", "bc"), ("iql_cql+eaq", "iql_cql"),
     ]
     assert improvement_pairs(["madiff_d", "bc+eaq"]) == []
+
+
+def test_improvement_of_an_entry_run_on_some_tasks_uses_the_shared_tasks():
+    from benchmarks.report import summarize
+
+    def result(task, entry, seed, score):
+        return {
+            "run": {"task": task, "dataset": f"d/{task}-v0", "seed": seed},
+            "entry": entry, "mean_normalized": score, "mean_return": score,
+            "win_rate": None, "train_seconds": 0.0,
+        }
+
+    results = []
+    for s in (0, 1, 2):
+        for task in ("a", "b"):
+            results.append(result(task, "bc", s, 10.0 + s))
+        results.append(result("a", "bc+eaq", s, 20.0 + s))  # better on task a only
+    summary = summarize(results, {}, reps=200)
+    poi = summary["probability_of_improvement"]
+    (key, est), = [(k, v) for k, v in poi.items() if k.startswith("bc+eaq > bc")]
+    assert "(on " in key and "a:" in key and "b:" not in key
+    assert est["value"] == 1.0
