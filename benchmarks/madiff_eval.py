@@ -175,28 +175,23 @@ def rollout(
         total = 0.0
         while env.agents:
             actions = policy.act(obs)
-            preds = policy.teammate_predictions() if teammates else None
+            own = policy.predicted_futures() if teammates else None  # {i: {j: future}}
             now = policy.teammate_estimates() if teammates else None
-            own = policy.predicted_futures() if teammates else None
             prev = obs
             obs, rew, *_ = env.step(actions)
             total += float(np.mean([rew[a] for a in rew])) if rew else 0.0
-            if own is not None:
-                for i, by_j in own.items():
-                    if i in obs:
-                        nxt = np.asarray(obs[i], np.float64)
-                        err_own += float(np.mean((by_j[i][0] - nxt) ** 2))
-                        err_own_stay += float(np.mean((np.asarray(prev[i]) - nxt) ** 2))
-                        n_own += 1
-            if preds is not None:
-                for i, by_j in preds.items():
-                    for j, future in by_j.items():
-                        if j in obs and j in prev:
-                            nxt = np.asarray(obs[j], np.float64)
-                            err_model += float(np.mean((future[0] - nxt) ** 2))
-                            err_stay += float(np.mean((np.asarray(prev[j]) - nxt) ** 2))
-                            err_same += float(np.mean((now[i][j] - nxt) ** 2))
-                            n_err += 1
+            for i, by_j in (own or {}).items():
+                for j, future in by_j.items():
+                    if j not in obs or j not in prev:
+                        continue
+                    nxt = np.asarray(obs[j], np.float64)
+                    err = float(np.mean((future[0] - nxt) ** 2))
+                    stay = float(np.mean((np.asarray(prev[j]) - nxt) ** 2))
+                    if j == i:  # the agent's own next observation (its action's source)
+                        err_own, err_own_stay, n_own = err_own + err, err_own_stay + stay, n_own + 1
+                    else:
+                        err_model, err_stay, n_err = err_model + err, err_stay + stay, n_err + 1
+                        err_same += float(np.mean((now[i][j] - nxt) ** 2))
         returns.append(total)
     tm = {}
     if n_err:

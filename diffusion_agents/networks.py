@@ -35,7 +35,6 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-
 # SiLU, not Diffuser's Mish: on the 2-core CPU target one Mish call on an act-sized tensor
 # (18 x 64 x 8) took 63 us against 10 us for SiLU (torch 2.13, one thread), and a MADiff act
 # makes ~27 activation calls per denoising step.
@@ -103,17 +102,27 @@ class Conv1d(nn.Conv1d):
         super().__init__(c_in, c_out, kernel_size, stride=stride, padding=kernel_size // 2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, c, length = x.shape
-        if b * length > self.SMALL or torch.is_grad_enabled():
+        if not _use_matmul(x):
             return super().forward(x)
         k, s = self.kernel_size[0], self.stride[0]
-        pad = k // 2
-        cols = F.pad(x, (pad, pad)).unfold(2, k, s)  # (b, c, out_length, k)
-        out_length = cols.shape[2]
-        cols = cols.permute(0, 2, 1, 3).reshape(b * out_length, c * k)
-        w = self.weight.reshape(self.out_channels, c * k)
+        cols, out_length = _im2col(x, k, s)
+        w = self.weight.reshape(self.out_channels, -1)
         out = torch.addmm(self.bias, cols, w.t())  # (b * out_length, c_out)
-        return out.reshape(b, out_length, self.out_channels).transpose(1, 2)
+        return out.reshape(x.shape[0], out_length, self.out_channels).transpose(1, 2)
+
+
+def _use_matmul(x: torch.Tensor) -> bool:
+    """Small inference inputs ``(b, c, length)`` take the matmul path (see :class:`Conv1d`)."""
+    return x.shape[0] * x.shape[2] <= Conv1d.SMALL and not torch.is_grad_enabled()
+
+
+def _im2col(x: torch.Tensor, k: int, stride: int) -> tuple[torch.Tensor, int]:
+    """Zero-pad ``x (b, c, length)`` by ``k // 2`` and unfold windows of ``k``:
+    ``(b * out_length, c * k)`` rows (channel-major, as ``weight.reshape(c_out, -1)``)."""
+    b, c, _ = x.shape
+    cols = F.pad(x, (k // 2, k // 2)).unfold(2, k, stride)  # (b, c, out_length, k)
+    out_length = cols.shape[2]
+    return cols.permute(0, 2, 1, 3).reshape(b * out_length, c * k), out_length
 
 
 class UpConv1d(nn.ConvTranspose1d):
@@ -128,17 +137,16 @@ class UpConv1d(nn.ConvTranspose1d):
         super().__init__(channels, channels, 4, stride=2, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        b, c, length = x.shape
-        if b * length > Conv1d.SMALL or torch.is_grad_enabled():
+        if not _use_matmul(x):
             return super().forward(x)
+        b, c, length = x.shape
         w = self.weight  # (c_in, c_out, 4)
         zero = torch.zeros_like(w[:, :, 0])
         # rows: (c_in, tap of x[m-1], x[m], x[m+1]); columns: (even, odd) x c_out
         even = torch.stack([w[:, :, 3], w[:, :, 1], zero], dim=1)  # (c_in, 3, c_out)
         odd = torch.stack([zero, w[:, :, 2], w[:, :, 0]], dim=1)
         wc = torch.cat([even, odd], dim=2).reshape(c * 3, -1)  # (c_in * 3, 2 * c_out)
-        cols = F.pad(x, (1, 1)).unfold(2, 3, 1)  # (b, c, length, 3)
-        cols = cols.permute(0, 2, 1, 3).reshape(b * length, c * 3)
+        cols, _ = _im2col(x, 3, 1)  # (b * length, c * 3)
         out = torch.addmm(self.bias.repeat(2), cols, wc)  # (b * length, 2 * c_out)
         out = out.reshape(b, length, 2, self.out_channels).permute(0, 3, 1, 2)
         return out.reshape(b, self.out_channels, 2 * length)

@@ -19,3 +19,13 @@ def _torch_threads():
     # CI has 2 cores; keep tests predictable and leave a core to the test runner.
     torch.set_num_threads(2)
     yield
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch thread for a module of tiny models: no sync overhead, and it keeps the
+    tests fast when the CI cores are shared. Use with ``pytest.mark.usefixtures``."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -15,14 +15,7 @@ from diffusion_agents.diffusion import (
 )
 from diffusion_agents.networks import MLP, SinusoidalPosEmb, TemporalUNet
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # tiny tensors: one thread avoids sync overhead (and oversubscription on shared CI cores)
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_schedules_are_valid():

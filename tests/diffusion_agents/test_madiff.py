@@ -35,14 +35,7 @@ TINY = MADiffConfig(
 )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # These models are tiny: one thread beats two (no sync overhead), and it keeps the
-    # tests fast when the CI cores are shared.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _record(tmp_path_factory, factory, policy_fn, episodes, kwargs, name):
