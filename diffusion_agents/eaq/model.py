@@ -35,7 +35,12 @@ class QTotal(nn.Module):
     ``forward(x (batch, features, horizon)) -> (batch, horizon)``: an MLP applied to each
     column's observation/alive/action rows plus the normalized time ``2 t / (H - 1) - 1``
     (the return-to-go of a fixed-length task depends on the time left). Its target is the
-    normalized Q-total row (return-to-go) of the real episodes.
+    normalized Q-total row (return-to-go) of the real episodes, which lies in ``[-1, 1]``.
+    ``EAQModel.losses`` caps it at 1 inside ``L_Qtot``: uncapped, the generator learned to
+    exploit ``Q_phi``'s extrapolation (on SMAX, 870 feature rows, ``L_Qtot`` ran from -0.7 to
+    -24 within 150 steps after the warm-up while the diffusion loss rose from 0.24 to 1.46).
+    A ``tanh``-bounded ``Q_phi`` also stopped that, but its flat gradient near the best
+    returns lost the guidance effect in ``tests/.../test_eaq_qtotal.py``.
     """
 
     def __init__(self, *, rows: list[int], horizon: int, hidden: int = 256) -> None:
@@ -87,6 +92,7 @@ class EAQModel(nn.Module):
             clip_range=(-(clip or 1.0), clip or 1.0),
         )
         self.q_row = layout.row("q_total")
+        self.clip = clip
         # (start, stop) of every discrete action block, for the soft one-hot relaxation.
         self.onehot_blocks = [
             (s.start, s.stop) for s in layout.segments if s.kind == "action_onehot"
@@ -135,8 +141,12 @@ class EAQModel(nn.Module):
 
         if q_weight > 0:
             frozen = {k: v.detach() for k, v in self.q.named_parameters()}
-            q_hat = functional_call(self.q, frozen, (self.relax_actions(x0_hat, temperature),))
-            q_guidance = -(q_hat * w).sum() / denom
+            # Q_phi sees what the sampler would emit: x0 clipped to the data's range
+            seen = x0_hat if self.clip is None else x0_hat.clamp(-self.clip, self.clip)
+            q_hat = functional_call(self.q, frozen, (self.relax_actions(seen, temperature),))
+            # capped at the best normalized return of the data (1): no reward for pushing
+            # Q_phi beyond what any real episode reached, i.e. for exploiting extrapolation
+            q_guidance = -(q_hat.clamp(max=1.0) * w).sum() / denom
         else:
             q_guidance = torch.zeros((), device=x0.device)
         return {

@@ -108,10 +108,23 @@ def test_decode_never_picks_a_masked_action_and_rejects_bad_samples():
     bad[0, 0, 0] = np.nan  # NaN
     bad[1, layout.row("truncated"), :] = 0  # no done anywhere
     bad[2, layout.rows("obs", 0)[0], 1] = high[layout.rows("obs", 0)[0]] + 100.0  # far out
-    bad[3, layout.rows("mask", 1), 2] = 0  # acting agent without a legal action
+    # acting agent 1 whose generated mask allows nothing at step 2: its top-scoring action
+    # (1) becomes the legal one, and the decoded action is that one
+    mask_rows = layout.rows("mask", 1)
+    bad[3, mask_rows, 2] = 0.0
+    bad[3, mask_rows[1], 2] = 0.3
+    bad[4, layout.rows("alive", 0)[0], 2] = 0.0  # agent 0 dies at column 2 ...
+    bad[4, layout.rows("alive", 0)[0], 3:] = 1.0  # ... and flickers back: it stays dead
     res = layout.decode(bad, limits=(low, high), range_margin=0.5, allow_time_limit=False)
-    assert res.accepted.tolist() == [False, False, False, False, True]
-    assert res.reasons == {"nan": 1, "no_done": 1, "out_of_range": 1, "no_legal_action": 1}
+    assert res.accepted.tolist() == [False, False, False, True, True]
+    assert res.reasons == {"nan": 1, "no_done": 1, "out_of_range": 1}
+    repaired = res.batch
+    assert repaired.action_masks[0, 2, 1].tolist()[: batch.n_actions[1]] == [
+        a == 1 for a in range(batch.n_actions[1])
+    ]
+    assert repaired.acted[0, 2, 1] and repaired.actions[0, 2, 1, 0] == 1
+    assert not repaired.alive[1, 2:, 0].any() and repaired.alive[1, :2, 0].all()
+    assert not repaired.acted[1, 1:, 0].any()
     # by default a sample without a done runs to the horizon and is truncated there
     res = layout.decode(bad[1:2])
     assert res.accepted.all() and res.batch.lengths.tolist() == [layout.horizon - 1]

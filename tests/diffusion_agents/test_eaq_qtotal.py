@@ -66,3 +66,31 @@ def test_q_total_guidance_raises_the_return_of_synthetic_episodes():
     assert abs(r0 - real.returns.mean()) < spread, (out, real.returns.mean())
     assert r1 > r0 + 0.5 * spread, (out, spread)
     assert q1 > q0, out
+
+
+def test_q_total_guidance_is_capped_so_it_cannot_exploit_extrapolation():
+    """``L_Qtot`` rewards raising ``Q_phi`` up to the best normalized return of the data (1)
+    and no further, whatever ``Q_phi`` extrapolates off the data."""
+    import torch
+
+    from diffusion_agents.eaq.encode import EpisodeLayout
+    from diffusion_agents.eaq.model import EAQModel
+
+    ds = record_dataset(
+        "mpe2/simple_spread_v3", TowardsOrAway(seed=0), 4, "mpe2/spread2/capped-v0",
+        env_kwargs={"N": 2, "max_cycles": 6}, show_progress=False,
+    )
+    layout = EpisodeLayout.from_batch(load_episodes(ds))
+    model = EAQModel(layout=layout, config=EAQConfig(dim=8, dim_mults=(1,), q_hidden=16))
+    with torch.no_grad():
+        model.q.mlp.net[-1].bias.fill_(10.0)  # an estimator that extrapolates to 10
+    x = torch.rand(8, layout.num_features, layout.horizon) * 2 - 1
+    assert model.q(x).min() > 1.0
+    losses = model.losses(
+        x, torch.ones(8, layout.horizon, dtype=torch.bool), q_weight=0.3, temperature=0.2
+    )
+    assert float(losses["q_guidance"]) == -1.0
+    model.zero_grad()
+    losses["q_guidance"].backward()  # beyond the cap: no push on the generator at all
+    grads = [p.grad for p in model.net.parameters() if p.grad is not None]
+    assert all(float(g.abs().max()) == 0.0 for g in grads)
