@@ -8,7 +8,9 @@ with a 95 % stratified-bootstrap interval (episodes resampled within seeds). Row
 - ``madiff-d``: the default config (few-step DDIM, guidance weight ``w`` and target return);
 - ``madiff-d, guidance off``: the same trained model sampled unconditionally (``w = 0``);
 - ``madiff-d, 200-step DDPM`` (``--ddpm-episodes N``): the same model, reference sampler;
-- ``bc``: the leaderboard's behaviour cloning (``benchmarks.algorithms.bc``);
+- ``bc``: the leaderboard's behaviour cloning (``benchmarks.algorithms.bc``), greedy;
+- ``bc, sampled actions``: the same, actions drawn from its softmax (``bc_sampled``, the
+  well-tuned BC on data from a stochastic behaviour policy);
 - ``dataset``: the dataset's own episode returns.
 
 It also reports teammate modeling: the error of each agent's predicted next observation of
@@ -325,18 +327,19 @@ def run(args) -> int:
             ddpm = policy.with_sampling(sampler="ddpm", sampling_steps=None)
             r, _ = rollout(ddpm, env_id, env_kwargs, args.ddpm_episodes, eval_seed)
             rows.setdefault("madiff-d, 200-step DDPM", []).append(norm(r))
-        ctx = TrainContext(
-            dataset_id=dataset_id,
-            source_dataset_id=dataset_id,
-            env_id=env_id,
-            env_kwargs=env_kwargs,
-            seed=seed,
-            config=BCConfig(steps=args.bc_steps),
-        )
-        ctx._batch = batch
-        bc = train_bc(ctx)
-        r, _ = rollout(bc, env_id, env_kwargs, args.episodes, eval_seed)
-        rows.setdefault("bc", []).append(norm(r))
+        for name, sample in (("bc", False), ("bc, sampled actions", True)):
+            ctx = TrainContext(
+                dataset_id=dataset_id,
+                source_dataset_id=dataset_id,
+                env_id=env_id,
+                env_kwargs=env_kwargs,
+                seed=seed,
+                config=BCConfig(steps=args.bc_steps, sample=sample),
+            )
+            ctx._batch = batch
+            bc = train_bc(ctx)
+            r, _ = rollout(bc, env_id, env_kwargs, args.episodes, eval_seed)
+            rows.setdefault(name, []).append(norm(r))
         print(
             f"seed {seed} done: "
             + ", ".join(f"{k} {v[-1].mean():.1f}" for k, v in rows.items()),
