@@ -285,7 +285,9 @@ def write_dataset(
     agents = None
     if check and META_KEY in metadata:
         agents = _check_write_spaces(dataset_id, metadata, observation_space, action_space)
-    root = get_dataset_path()
+    # absolute: with a relative MINARI_DATASETS_PATH, minari's storage joins the root twice
+    # (FileNotFoundError on ".partial-x/data/<root>/.partial-x/data/main_data.hdf5")
+    root = get_dataset_path().resolve()
     tmp = Path(tempfile.mkdtemp(prefix=".partial-", dir=root))
     try:
         # mkdtemp makes a private (0700) folder; give the dataset its root's permissions.

@@ -357,3 +357,22 @@ def test_same_seed_same_dataset():
             np.testing.assert_array_equal(x, y, err_msg=field)
     assert a.ref_min_score == b.ref_min_score != c.ref_min_score
     assert not np.array_equal(a.obs, c.obs)
+
+
+def test_write_dataset_under_a_relative_minari_root(minari_root, monkeypatch):
+    """``MINARI_DATASETS_PATH=data/minari`` (as the README's commands use): writing more
+    than one chunk of episodes used to fail inside minari with a doubled path."""
+    dataset_id, _ = _record("spread-discrete")
+    src = minari.load_dataset(dataset_id)
+    batch = load_episodes(src)
+    monkeypatch.chdir(minari_root.parent)
+    monkeypatch.setenv("MINARI_DATASETS_PATH", minari_root.name)
+    buffers = list(batch_to_buffers(batch))
+    n = 300 // len(buffers) + 1  # more than write_dataset's 256-episode chunk
+    copy = write_dataset(
+        "test/spread/relative-v0", (b for _ in range(n) for b in buffers),
+        observation_space=src.observation_space, action_space=src.action_space,
+        metadata={"multiagent": batch.metadata}, show_progress=False,
+    )
+    assert copy.total_episodes == n * len(buffers) > 256
+    assert (minari_root / "test" / "spread" / "relative-v0").is_dir()
