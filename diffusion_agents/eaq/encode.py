@@ -45,7 +45,8 @@ Decoding a generated tensor (:meth:`EpisodeLayout.decode`) turns it back into ep
 binary rows are thresholded at 0.5, a Discrete action is the arg-max of its block over the
 actions the decoded mask allows (never an illegal one), the episode is cut at the first
 generated done (or, with none, runs to the last column as a time-limit truncation),
-an agent leaves at its first generated death (alive flags after it are ignored), an
+an agent leaves at its first generated death (alive flags after it are ignored), the
+episode terminates once no agent is left, an
 acting agent whose decoded mask allows nothing keeps its highest-scoring action, and
 samples are rejected (and counted by reason) when they hold NaN/inf, let no agent act at
 some step, or put a continuous value further than ``range_margin * (max - min)`` outside
@@ -408,14 +409,10 @@ class EpisodeLayout:
         # truncation (no real episode is longer than H - 1 steps).
         last = np.where(has_done, done.argmax(axis=1), H - 2)
         lengths = (last + 1).astype(np.int64)
-        T = int(lengths[~reject].max()) if (~reject).any() else 1
-        steps = np.arange(T)[None, :] < lengths[:, None]  # (B, T)
-        cols = np.arange(T + 1)[None, :] <= lengths[:, None]  # (B, T + 1)
-        xs = x[:, : T + 1]
 
-        alive = np.zeros((B, T + 1, A), bool)
+        alive = np.zeros((B, H, A), bool)
         for i in range(A):
-            alive[:, :, i] = (xs[:, :, self.rows("alive", i)[0]] > 0.5) & cols
+            alive[:, :, i] = x[:, :, self.rows("alive", i)[0]] > 0.5
         # An agent leaves at its first generated death, as the episode ends at its first
         # generated done: later alive flags are ignored (joining late, 0 -> 1, is fine).
         # Rejecting flickers instead accepted 0 of 128 SMAX samples (5 agents x 102 steps).
@@ -423,6 +420,23 @@ class EpisodeLayout:
         left = np.zeros_like(alive)
         left[:, 1:] = was_alive[:, :-1] & ~alive[:, 1:]
         alive &= ~np.maximum.accumulate(left, axis=1)
+        # Once no agent is left, the episode is over (as a PettingZoo env with no agents):
+        # it terminates at the step before, whose final observation still has agents (as
+        # in the recorded data). Without this cut a 600-step SMAX fit, whose samples lose
+        # every agent before they generate a done, accepted 0 of 256.
+        empty = ~alive.any(axis=2)
+        empty[:, 0] = False
+        has_empty = empty.any(axis=1)
+        cut = np.where(has_empty, empty.argmax(axis=1) - 1, H)
+        by_empty = cut < lengths
+        lengths = np.where(by_empty, cut, lengths)
+        fail(lengths < 1, "no_agent_acts")
+        lengths = np.maximum(lengths, 1)
+        T = int(lengths[~reject].max()) if (~reject).any() else 1
+        steps = np.arange(T)[None, :] < lengths[:, None]  # (B, T)
+        cols = np.arange(T + 1)[None, :] <= lengths[:, None]  # (B, T + 1)
+        xs = x[:, : T + 1]
+        alive = alive[:, : T + 1] & cols[..., None]
         acted = alive[:, :-1] & alive[:, 1:] & steps[..., None]
         fail((steps & ~acted.any(axis=2)).any(axis=1), "no_agent_acts")
 
@@ -479,7 +493,9 @@ class EpisodeLayout:
                 actions[:, :, i, : self.act_dims[i]] = a * acted[:, :, i, None]
         team = xs[:, :T, self.row("team_reward")] * steps
         at_last = np.arange(T)[None, :] == (lengths - 1)[:, None]
-        is_trunc = (trunc[np.arange(B), last] > term[np.arange(B), last]) | ~has_done
+        is_trunc = (
+            (trunc[np.arange(B), last] > term[np.arange(B), last]) | ~has_done
+        ) & ~by_empty
         terminations = at_last & ~is_trunc[:, None]
         truncations = at_last & is_trunc[:, None]
         states = None

@@ -131,6 +131,22 @@ def test_decode_never_picks_a_masked_action_and_rejects_bad_samples():
     assert res.batch.truncations[0, -1] and not res.batch.terminations.any()
 
 
+def test_decode_ends_the_episode_when_no_agent_is_left():
+    ds = _record(f"{TOY}:make_masked_env", "toy/eaq/empty-v0", n=2, n_agents=2)
+    batch = load_episodes(ds)
+    layout = EpisodeLayout.from_batch(batch)
+    raw = layout.encode(batch)
+    assert batch.lengths.min() > 3
+    for i in range(2):
+        raw[0, layout.rows("alive", i)[0], 4:] = 0.0  # nobody alive from column 4 on
+    res = layout.decode(raw)
+    assert res.accepted.all()
+    out = res.batch
+    assert out.lengths[0] == 3 and out.lengths[1] == batch.lengths[1]
+    assert out.terminations[0, 2] and not out.truncations[0].any()
+    assert out.alive[0, 3].all() and out.acted[0, :3].all()
+
+
 def test_decode_cuts_at_the_first_generated_done():
     ds = _record(f"{TOY}:make_hetero_env", "toy/eaq/cut-v0", n=2, max_cycles=6)
     batch = load_episodes(ds)
