@@ -89,7 +89,7 @@ def test_q_total_guidance_is_capped_so_it_cannot_exploit_extrapolation():
     losses = model.losses(
         x, torch.ones(8, layout.horizon, dtype=torch.bool), q_weight=0.3, temperature=0.2
     )
-    assert float(losses["q_guidance"]) == -1.0
+    assert losses["q_guidance"].item() == -1.0
     model.zero_grad()
     losses["q_guidance"].backward()  # beyond the cap: no push on the generator at all
     grads = [p.grad for p in model.net.parameters() if p.grad is not None]
