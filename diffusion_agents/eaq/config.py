@@ -18,8 +18,8 @@ jointly on the real episodes with the return-to-go target ``G_t = sum_{k >= t} g
 where ``o_hat, a_hat`` are read from ``f_theta(tau_k, k)`` (discrete action blocks relaxed to
 soft one-hot vectors, values clipped to ``[-clip_x0, clip_x0]`` as when sampling) and
 ``phi`` is held fixed in ``L_Qtot``. ``Q_phi`` is capped at 1 there (the best normalized
-return of the data), so the generator cannot gain by exploiting its extrapolation. ``q_weight = 0`` is the
-"EAQ without Q" ablation.
+return of the data), so the generator cannot gain by exploiting its extrapolation.
+``q_weight = 0`` is the "EAQ without Q" ablation.
 """
 
 from __future__ import annotations

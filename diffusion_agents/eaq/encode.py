@@ -44,13 +44,12 @@ for the network (binary rows ``x -> 2x - 1``, continuous rows by the real data's
 Decoding a generated tensor (:meth:`EpisodeLayout.decode`) turns it back into episodes:
 binary rows are thresholded at 0.5, a Discrete action is the arg-max of its block over the
 actions the decoded mask allows (never an illegal one), the episode is cut at the first
-generated done (or, with none, runs to the last column as a time-limit truncation),
-an agent leaves at its first generated death (alive flags after it are ignored), the
-episode terminates once no agent is left, an
-acting agent whose decoded mask allows nothing keeps its highest-scoring action, and
-samples are rejected (and counted by reason) when they hold NaN/inf, let no agent act at
-some step, or put a continuous value further than ``range_margin * (max - min)`` outside
-the real data's range of its row.
+generated done (or, with none, runs to the last column as a time-limit truncation) and
+terminates once no agent is left, an agent leaves at its first generated death (alive flags
+after it are ignored), an acting agent whose decoded mask allows nothing keeps its
+highest-scoring action, and samples are rejected (and counted by reason) when they hold
+NaN/inf, let no agent act at some step, or put a continuous value further than
+``range_margin * (max - min)`` outside the real data's range of its row.
 """
 
 from __future__ import annotations
@@ -427,11 +426,10 @@ class EpisodeLayout:
         empty = ~alive.any(axis=2)
         empty[:, 0] = False
         has_empty = empty.any(axis=1)
-        cut = np.where(has_empty, empty.argmax(axis=1) - 1, H)
+        # (an empty column 1 leaves one step in which nobody acts: rejected below)
+        cut = np.where(has_empty, np.maximum(empty.argmax(axis=1) - 1, 1), H)
         by_empty = cut < lengths
         lengths = np.where(by_empty, cut, lengths)
-        fail(lengths < 1, "no_agent_acts")
-        lengths = np.maximum(lengths, 1)
         T = int(lengths[~reject].max()) if (~reject).any() else 1
         steps = np.arange(T)[None, :] < lengths[:, None]  # (B, T)
         cols = np.arange(T + 1)[None, :] <= lengths[:, None]  # (B, T + 1)
@@ -464,11 +462,10 @@ class EpisodeLayout:
                 legal = scores > 0.5
                 # An acting agent's mask that allows nothing keeps its highest-scoring
                 # action (rejecting instead accepted 0 of 128 samples of a 400-step SMAX fit).
-                none = ~legal.any(axis=2)
-                none[:, :T] &= acted[:, :, i]
-                none[:, T:] = False
+                nothing = np.zeros(legal.shape[:2], bool)  # (B, T + 1)
+                nothing[:, :T] = acted[:, :, i] & ~legal[:, :T].any(axis=2)
                 top = scores.argmax(axis=2)[..., None] == np.arange(scores.shape[2])
-                legal = (legal | (none[..., None] & top)) & alive[:, :, i, None]
+                legal = (legal | (nothing[..., None] & top)) & alive[:, :, i, None]
                 masks[:, :, i, : self.n_actions[i]] = legal
             elif masks is not None:
                 masks[:, :, i, : max(self.n_actions[i], 1)] = True

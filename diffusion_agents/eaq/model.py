@@ -92,7 +92,6 @@ class EAQModel(nn.Module):
             clip_range=(-(clip or 1.0), clip or 1.0),
         )
         self.q_row = layout.row("q_total")
-        self.clip = clip
         # (start, stop) of every discrete action block, for the soft one-hot relaxation.
         self.onehot_blocks = [
             (s.start, s.stop) for s in layout.segments if s.kind == "action_onehot"
@@ -142,7 +141,7 @@ class EAQModel(nn.Module):
         if q_weight > 0:
             frozen = {k: v.detach() for k, v in self.q.named_parameters()}
             # Q_phi sees what the sampler would emit: x0 clipped to the data's range
-            seen = x0_hat if self.clip is None else x0_hat.clamp(-self.clip, self.clip)
+            seen = x0_hat.clamp(*diff.clip_range) if diff.clip_denoised else x0_hat
             q_hat = functional_call(self.q, frozen, (self.relax_actions(seen, temperature),))
             # capped at the best normalized return of the data (1): no reward for pushing
             # Q_phi beyond what any real episode reached, i.e. for exploiting extrapolation
