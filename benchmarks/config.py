@@ -26,6 +26,9 @@ A config names a grid ``tasks × datasets × algorithms × seeds``::
     build_missing = true
     options = { episodes = 200 }   # benchmarks.behaviour_config.DatasetConfig fields
 
+    [aliases]                   # a registered algorithm or transform under a second name,
+    eaq_l003 = "eaq"            # with its own options: "bc+eaq_l003" beside "bc+eaq"
+
 An algorithm entry ``"<algorithm>+<transform>"`` trains ``<algorithm>`` on the dataset
 produced by ``<transform>`` (EAQ and EAQ-without-Q are transforms, not algorithms).
 
@@ -52,6 +55,7 @@ else:  # pragma: no cover
 TOP_KEYS = {
     "name", "description", "seeds", "eval_episodes", "algorithms", "tasks",
     "algorithm_options", "transform_options", "datasets", "results_dir", "workers",
+    "aliases",
 }
 TASK_KEYS = {
     "env", "env_kwargs", "datasets", "tiers", "algorithms", "name",
@@ -226,7 +230,7 @@ def parse_config(
     ``check_datasets=False`` skips the dataset-existence checks; ``check_envs=False`` does
     not build the envs (nor check algorithms against their action spaces).
     """
-    from benchmarks.algorithms import ALGORITHMS, TRANSFORMS, parse_entry
+    from benchmarks.algorithms import ALGORITHMS, TRANSFORMS, parse_entry, register_alias
 
     where = _where(path)
     try:
@@ -259,6 +263,16 @@ def parse_config(
         raise fail(f"[datasets] accepts only {sorted(DATASET_KEYS)}, got {datasets_block!r}")
     build_missing = bool(datasets_block.get("build_missing", False))
     build_options = dict(datasets_block.get("options", {}))
+
+    # -- aliases: a plug-in under a second name (its own options, outputs and rows) ------
+    aliases = raw.get("aliases", {})
+    if not isinstance(aliases, dict):
+        raise fail(f"[aliases]: expected a table of name = \"registered name\", got {aliases!r}")
+    for alias, base in aliases.items():
+        try:
+            register_alias(alias, base)
+        except ValueError as exc:
+            raise fail(f"[aliases] {alias}: {exc}") from None
 
     # -- algorithm / transform options ---------------------------------------------------
     def checked_options(section: str, registry: dict, kind: str) -> dict[str, dict[str, Any]]:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import re
 from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
@@ -177,6 +178,37 @@ def register_transform(spec: PluginSpec) -> PluginSpec:
     return spec
 
 
+_ALIASES: dict[str, str] = {}
+
+
+def register_alias(alias: str, base: str) -> PluginSpec:
+    """Register the algorithm or transform ``base`` a second time, as ``alias``.
+
+    The alias is a separate entry: its own ``[algorithm_options.<alias>]`` /
+    ``[transform_options.<alias>]``, its own leaderboard rows and (for a transform) its own
+    output dataset, e.g. EAQ at a second lambda beside the default one. Registering the same
+    alias for the same base again is a no-op; anything else that clashes is a ValueError.
+    """
+    if not isinstance(alias, str) or not re.fullmatch(r"[a-z][a-z0-9_]*", alias):
+        raise ValueError(
+            f"alias {alias!r} must be lowercase letters, digits and '_' (starting with a "
+            "letter)"
+        )
+    if _ALIASES.get(alias) == base:
+        return ALGORITHMS.get(alias) or TRANSFORMS[alias]
+    if alias in ALGORITHMS or alias in TRANSFORMS:
+        raise ValueError(f"{alias!r} is already a registered name")
+    for registry, register in ((ALGORITHMS, register_algorithm), (TRANSFORMS, register_transform)):
+        if base in registry and base not in _ALIASES:
+            spec = registry[base]
+            _ALIASES[alias] = base
+            return register(dataclasses.replace(
+                spec, name=alias, description=f"{spec.description} (alias of {base!r})"
+            ))
+    known = sorted(n for n in (*ALGORITHMS, *TRANSFORMS) if n not in _ALIASES)
+    raise ValueError(f"{base!r} is not a registered algorithm or transform; known: {known}")
+
+
 def parse_entry(entry: str) -> tuple[str, str | None]:
     """``"bc+eaq"`` -> ``("bc", "eaq")``; ``"bc"`` -> ``("bc", None)``."""
     name, sep, transform = entry.partition("+")
@@ -250,5 +282,6 @@ __all__ = [
     "TransformContext",
     "parse_entry",
     "register_algorithm",
+    "register_alias",
     "register_transform",
 ]

@@ -50,6 +50,40 @@ def test_task_options_override_the_top_level_ones_per_key(dataset):
     assert runs["random"].key == top_runs["random"].key and runs["bc"].key != top_runs["bc"].key
 
 
+def test_alias_runs_a_plugin_under_a_second_name_with_its_own_options(dataset):
+    from benchmarks.harness import transformed_id
+
+    text = hh.grid_toml(["bc", "bc+eaq", "bc+eaq_small_q", "bc_long"], seeds=[0], extra=hh.EAQ_TINY)
+    text += (
+        '\n[aliases]\neaq_small_q = "eaq"\nbc_long = "bc"\n'
+        "\n[transform_options.eaq_small_q]\n"
+        + hh.EAQ_TINY.split("[transform_options.eaq]\n")[1].replace(
+            "n_steps = 5,", "n_steps = 5, q_weight = 0.03,"
+        )
+        + "\n[algorithm_options.bc_long]\nsteps = 40\n"
+    )
+    runs = {r.entry: r for r in parse_config(text).runs()}
+    assert runs["bc_long"].algorithm_options == {"steps": 40}
+    assert runs["bc_long"].key != runs["bc"].key
+    assert runs["bc+eaq_small_q"].transform_options["config"]["q_weight"] == 0.03
+    assert "q_weight" not in runs["bc+eaq"].transform_options["config"]
+    needed = parse_config(text).transforms_needed()
+    assert [t for _, t, _ in needed] == ["eaq", "eaq_small_q"]
+    # one output dataset per name
+    assert transformed_id(hh.DATASET, "eaq_small_q") == "mpe2/simple_spread/tiny-eaq-small-q-v0"
+    # parsing again (same alias, same base) is fine; a clash is refused
+    parse_config(text)
+    with pytest.raises(ConfigError, match=r"\[aliases\] eaq_small_q: 'eaq_small_q' is already"):
+        parse_config(text.replace('eaq_small_q = "eaq"', 'eaq_small_q = "bc"'))
+    for alias, base, msg in (
+        ("bc", "iql_cql", "'bc' is already a registered name"),
+        ("new_name", "nope", "'nope' is not a registered algorithm or transform"),
+        ("Bad-Name", "bc", "must be lowercase letters"),
+    ):
+        with pytest.raises(ConfigError, match=msg):
+            parse_config(hh.grid_toml(["bc"]) + f'\n[aliases]\n"{alias}" = "{base}"\n')
+
+
 @pytest.mark.parametrize(
     ("edit", "expected"),
     [
