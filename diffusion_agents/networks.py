@@ -84,50 +84,56 @@ class MLP(nn.Module):
 
 
 class Conv1d(nn.Conv1d):
-    """A same-padded ``nn.Conv1d`` (odd kernel) that runs small inputs as one matrix product.
+    """A same-padded ``nn.Conv1d`` (odd kernel) with a channels-last path, :meth:`forward_cl`.
 
-    oneDNN's convolution costs ~80-130 us per call on the tiny inputs of a MADiff act
-    (18 rows x 32-64 channels x 8 steps) whatever the size; unfolding the input and calling
-    ``addmm`` takes 28-81 us there (torch 2.13, one thread, measured on the 2-core target).
-    On training-sized inputs (96 rows) oneDNN is as fast or faster, and the backward of
-    ``unfold`` is slow, so inputs with more than ``SMALL`` rows x steps, and any input that
-    needs a gradient, keep oneDNN. Same parameters and state dict as ``nn.Conv1d``.
+    The U-Net keeps its activations channels-last, ``(batch, horizon, channels)``, and runs
+    every convolution as one matrix product over shifted copies of the input. On MADiff's
+    tensors (96 rows x 32-64 channels x 4-8 steps) oneDNN's convolution took 300-440 us
+    forward and 550-750 us backward per call, 3-9x its FLOP count, and the broadcast adds of
+    the ``(batch, channels, horizon)`` layout ran with a 4-8 element inner loop; the U-Net's
+    forward + backward went from 53.7 to 47.1 ms with the same weights and results (torch
+    2.13, one thread of the 2-core target). Wide layers (``c_in * kernel > MATMUL_MAX``,
+    e.g. the reference-size network's 512-1024 channels) keep oneDNN on a transposed view:
+    there the per-call reshuffle of the weight cost more than it saved (a 1024-channel
+    layer: 15.7 ms against 9.2 ms). Same parameters and state dict as ``nn.Conv1d``;
+    :meth:`forward` is ``nn.Conv1d``'s.
     """
 
-    SMALL = 384
+    MATMUL_MAX = 1024
 
     def __init__(self, c_in: int, c_out: int, kernel_size: int, stride: int = 1) -> None:
         if kernel_size % 2 == 0:
             raise ValueError(f"Conv1d needs an odd kernel_size, got {kernel_size}.")
         super().__init__(c_in, c_out, kernel_size, stride=stride, padding=kernel_size // 2)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not _use_matmul(x):
-            return super().forward(x)
+    def forward_cl(self, x: torch.Tensor) -> torch.Tensor:
+        """``(batch, length, c_in) -> (batch, out_length, c_out)``."""
         k, s = self.kernel_size[0], self.stride[0]
-        cols, out_length = _im2col(x, k, s)
-        w = self.weight.reshape(self.out_channels, -1)
-        out = torch.addmm(self.bias, cols, w.t())  # (b * out_length, c_out)
-        return out.reshape(x.shape[0], out_length, self.out_channels).transpose(1, 2)
+        w = self.weight  # (c_out, c_in, k)
+        if k == 1 and s == 1:
+            return F.linear(x, w[:, :, 0], self.bias)
+        if self.in_channels * k > self.MATMUL_MAX:
+            return super().forward(x.transpose(1, 2)).transpose(1, 2)
+        cols, _ = _shifted(x, k, s)
+        # rows of cols are tap-major: (tap, c_in)
+        return F.linear(cols, w.permute(0, 2, 1).reshape(w.shape[0], -1), self.bias)
 
 
-def _use_matmul(x: torch.Tensor) -> bool:
-    """Small inference inputs ``(b, c, length)`` take the matmul path (see :class:`Conv1d`)."""
-    return x.shape[0] * x.shape[2] <= Conv1d.SMALL and not torch.is_grad_enabled()
-
-
-def _im2col(x: torch.Tensor, k: int, stride: int) -> tuple[torch.Tensor, int]:
-    """Zero-pad ``x (b, c, length)`` by ``k // 2`` and unfold windows of ``k``:
-    ``(b * out_length, c * k)`` rows (channel-major, as ``weight.reshape(c_out, -1)``)."""
-    b, c, _ = x.shape
-    cols = F.pad(x, (k // 2, k // 2)).unfold(2, k, stride)  # (b, c, out_length, k)
-    out_length = cols.shape[2]
-    return cols.permute(0, 2, 1, 3).reshape(b * out_length, c * k), out_length
+def _shifted(x: torch.Tensor, k: int, stride: int) -> tuple[torch.Tensor, int]:
+    """Zero-pad ``x (b, length, c)`` by ``k // 2`` steps at each end and place the ``k``
+    shifted copies side by side: ``(b, out_length, k * c)``, tap-major."""
+    length = x.shape[1]
+    p = F.pad(x, (0, 0, k // 2, k // 2))
+    out_length = (length + 2 * (k // 2) - k) // stride + 1
+    span = stride * (out_length - 1) + 1
+    cols = torch.cat([p[:, j : j + span : stride] for j in range(k)], dim=-1)
+    return cols, out_length
 
 
 class UpConv1d(nn.ConvTranspose1d):
-    """``nn.ConvTranspose1d(c, c, 4, stride=2, padding=1)`` (doubles the length) that runs
-    small inference inputs as one matrix product, for the reason given in :class:`Conv1d`.
+    """``nn.ConvTranspose1d(c, c, 4, stride=2, padding=1)`` (doubles the length) with a
+    channels-last matrix-product path, :meth:`forward_cl`, for the reason given in
+    :class:`Conv1d`.
 
     With ``x`` zero-padded at both ends, output ``2m`` is ``W1' x[m] + W3' x[m-1]`` and
     output ``2m + 1`` is ``W2' x[m] + W0' x[m+1]`` (``Wk`` the kernel's tap ``k``).
@@ -136,24 +142,24 @@ class UpConv1d(nn.ConvTranspose1d):
     def __init__(self, channels: int) -> None:
         super().__init__(channels, channels, 4, stride=2, padding=1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        if not _use_matmul(x):
-            return super().forward(x)
-        b, c, length = x.shape
+    def forward_cl(self, x: torch.Tensor) -> torch.Tensor:
+        """``(batch, length, c) -> (batch, 2 * length, c)``."""
+        b, length, c = x.shape
+        if 3 * c > Conv1d.MATMUL_MAX:
+            return super().forward(x.transpose(1, 2)).transpose(1, 2)
         w = self.weight  # (c_in, c_out, 4)
         zero = torch.zeros_like(w[:, :, 0])
-        # rows: (c_in, tap of x[m-1], x[m], x[m+1]); columns: (even, odd) x c_out
-        even = torch.stack([w[:, :, 3], w[:, :, 1], zero], dim=1)  # (c_in, 3, c_out)
-        odd = torch.stack([zero, w[:, :, 2], w[:, :, 0]], dim=1)
-        wc = torch.cat([even, odd], dim=2).reshape(c * 3, -1)  # (c_in * 3, 2 * c_out)
-        cols, _ = _im2col(x, 3, 1)  # (b * length, c * 3)
-        out = torch.addmm(self.bias.repeat(2), cols, wc)  # (b * length, 2 * c_out)
-        out = out.reshape(b, length, 2, self.out_channels).permute(0, 3, 1, 2)
-        return out.reshape(b, self.out_channels, 2 * length)
+        # taps (x[m-1], x[m], x[m+1]) x c_in -> (even, odd) x c_out
+        even = torch.stack([w[:, :, 3], w[:, :, 1], zero], dim=0)  # (3, c_in, c_out)
+        odd = torch.stack([zero, w[:, :, 2], w[:, :, 0]], dim=0)
+        wc = torch.cat([even, odd], dim=2).reshape(3 * c, -1)  # (3 c_in, 2 c_out)
+        cols, _ = _shifted(x, 3, 1)  # (b, length, 3 c)
+        out = torch.addmm(self.bias.repeat(2), cols.reshape(b * length, 3 * c), wc)
+        return out.reshape(b, 2 * length, self.out_channels)
 
 
 class Conv1dBlock(nn.Module):
-    """Conv1d -> GroupNorm -> SiLU over ``(batch, channels, horizon)``."""
+    """Conv1d -> GroupNorm -> SiLU over channels-last ``(batch, horizon, channels)``."""
 
     def __init__(self, c_in: int, c_out: int, kernel_size: int) -> None:
         super().__init__()
@@ -162,11 +168,17 @@ class Conv1dBlock(nn.Module):
         self.act = Activation()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.act(self.norm(self.conv(x)))
+        h = self.conv.forward_cl(x)
+        # GroupNorm pools over time too: it needs (batch, channels, horizon). Written
+        # channels-last by hand (sums over time, then per group) it cost more, 0.85 ms
+        # forward + backward against 0.3-0.65 ms for the native kernel on a transposed copy.
+        h = self.norm(h.transpose(1, 2)).transpose(1, 2)
+        return self.act(h)
 
 
 class ResidualTemporalBlock(nn.Module):
-    """Two Conv1d blocks with the embedding ``(batch, emb_dim)`` added after the first."""
+    """Two Conv1d blocks with the embedding ``(batch, emb_dim)`` added after the first;
+    channels-last ``(batch, horizon, c_in) -> (batch, horizon, c_out)``."""
 
     def __init__(
         self, c_in: int, c_out: int, emb_dim: int, kernel_size: int = 5
@@ -178,15 +190,16 @@ class ResidualTemporalBlock(nn.Module):
         self.skip = Conv1d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
 
     def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
-        h = self.block1(x) + self.emb(emb)[:, :, None]
-        return self.block2(h) + self.skip(x)
+        h = self.block1(x) + self.emb(emb)[:, None, :]
+        skip = self.skip.forward_cl(x) if isinstance(self.skip, Conv1d) else x
+        return self.block2(h) + skip
 
 
 class AgentAttention(nn.Module):
     """Self-attention across agents at each time index, residual.
 
-    Input ``(batch * agents, channels, horizon)``; each agent's feature vector at time ``h``
-    attends over all agents' vectors at ``h``.
+    Input channels-last ``(batch * agents, horizon, channels)``; each agent's feature vector
+    at time ``h`` attends over all agents' vectors at ``h``.
     """
 
     def __init__(self, channels: int, n_agents: int, heads: int = 4) -> None:
@@ -200,8 +213,8 @@ class AgentAttention(nn.Module):
         self, x: torch.Tensor, agent_mask: torch.Tensor | None = None
     ) -> torch.Tensor:
         a = self.n_agents
-        h = x.shape[-1]
-        seq = rearrange(x, "(b a) c h -> (b h) a c", a=a)
+        h = x.shape[1]
+        seq = rearrange(x, "(b a) h c -> (b h) a c", a=a)
         q = self.norm(seq)
         pad = None
         if agent_mask is not None:
@@ -211,7 +224,7 @@ class AgentAttention(nn.Module):
             # a row with every agent masked would give NaN: let it attend to everything.
             pad = pad & ~pad.all(dim=-1, keepdim=True)
         out = self._attend(q, pad)
-        return x + rearrange(out, "(b h) a c -> (b a) c h", h=h)
+        return x + rearrange(out, "(b h) a c -> (b a) h c", h=h)
 
     def _attend(self, q: torch.Tensor, pad: torch.Tensor | None) -> torch.Tensor:
         """``nn.MultiheadAttention``'s math over ``(n, agents, c)`` with its weights, written
@@ -344,12 +357,17 @@ class TemporalUNet(nn.Module):
         drop_cond: torch.Tensor | None = None,
         agent_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """``x (batch * agents, in_channels, horizon) -> (batch * agents, out_channels, horizon)``."""
+        """``x (batch * agents, in_channels, horizon) -> (batch * agents, out_channels, horizon)``.
+
+        Inside, activations are channels-last ``(batch * agents, horizon, channels)`` (see
+        :class:`Conv1d`); the input and output keep the channels-first layout.
+        """
         horizon = x.shape[-1]
         mult = 2**self.n_down
         pad = (-horizon) % mult
+        h = x.transpose(1, 2)
         if pad:
-            x = F.pad(x, (0, pad))
+            h = F.pad(h, (0, 0, 0, pad))
         emb = self.time_mlp(t)
         if self.cond_dim:
             null = self.null_cond.expand(x.shape[0], -1)
@@ -361,11 +379,11 @@ class TemporalUNet(nn.Module):
                     c = torch.where(drop_cond[:, None], null, c)
             emb = torch.cat([emb, c], dim=-1)
         skips = []
-        h = x
         for res1, res2, down in self.downs:
             h = res2(res1(h, emb), emb)
             skips.append(h)
-            h = down(h)
+            if isinstance(down, Conv1d):
+                h = down.forward_cl(h)
         h = self.mid1(h, emb)
         if self.mid_attn is not None:
             h = self.mid_attn(h, agent_mask)
@@ -374,11 +392,12 @@ class TemporalUNet(nn.Module):
             s = skips.pop()
             if self.agent_attention:
                 s = attn(s, agent_mask)
-            h = torch.cat([h, s], dim=1)
-            h = up(res2(res1(h, emb), emb))
+            h = torch.cat([h, s], dim=-1)
+            h = up.forward_cl(res2(res1(h, emb), emb))
         # as in Diffuser, the shallowest skip is unused: the last up-block restores full size
-        h = self.final(h)
-        return h[..., :horizon]
+        block, out = self.final
+        h = out.forward_cl(block(h))
+        return h[:, :horizon].transpose(1, 2)
 
 
 __all__ = [

@@ -1,0 +1,43 @@
+"""The U-Net's channels-last layers compute exactly what torch's convolutions compute."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from diffusion_agents.networks import Conv1d, UpConv1d
+
+
+@pytest.mark.parametrize(
+    ("c_in", "c_out", "k", "stride", "length"),
+    [(5, 7, 3, 1, 8), (5, 7, 5, 1, 7), (6, 6, 3, 2, 8), (4, 3, 1, 1, 5), (300, 4, 5, 1, 6)],
+)
+def test_conv1d_channels_last_matches_conv1d(c_in, c_out, k, stride, length):
+    torch.manual_seed(0)
+    conv = Conv1d(c_in, c_out, k, stride=stride)
+    x = torch.randn(3, c_in, length, requires_grad=True)
+    ref = F.conv1d(x, conv.weight, conv.bias, stride=stride, padding=k // 2)
+    g = torch.randn_like(ref)
+    (gx_ref, gw_ref) = torch.autograd.grad(ref, (x, conv.weight), g)
+    out = conv.forward_cl(x.transpose(1, 2)).transpose(1, 2)
+    (gx, gw) = torch.autograd.grad(out, (x, conv.weight), g)
+    torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(gx, gx_ref, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(gw, gw_ref, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(("channels", "length"), [(4, 5), (8, 4), (400, 3)])
+def test_upconv_channels_last_matches_conv_transpose(channels, length):
+    torch.manual_seed(0)
+    up = UpConv1d(channels)
+    x = torch.randn(2, channels, length, requires_grad=True)
+    ref = F.conv_transpose1d(x, up.weight, up.bias, stride=2, padding=1)
+    g = torch.randn_like(ref)
+    (gx_ref, gw_ref) = torch.autograd.grad(ref, (x, up.weight), g)
+    out = up.forward_cl(x.transpose(1, 2)).transpose(1, 2)
+    assert out.shape == (2, channels, 2 * length)
+    (gx, gw) = torch.autograd.grad(out, (x, up.weight), g)
+    torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(gx, gx_ref, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(gw, gw_ref, rtol=1e-5, atol=1e-5)
