@@ -14,7 +14,9 @@ prints the load average seen during the run. Rows:
 - ``act, reference size``: ``MADiffConfig.reference()`` (width 128, mults 1-4-8, 200 DDPM
   steps, guidance as two forward passes, one batch row per agent as in the official code);
   timed over ``--ddpm-steps`` steps, extrapolated to 200.
-- ``train, default, batch 32``: gradient steps per second.
+- ``train, default, batch 32``: gradient steps per second; ``compile=True``: the same with
+  the U-Net compiled (``MADiffConfig.compile``), after its compilation (timed separately;
+  inductor caches it across processes, so a second run compiles in seconds).
 - ``diffusers DDIMScheduler.step`` vs our sampler loop: per-step overhead with a no-op model.
 
 Weights do not change timings, so the policy is trained for one step on a small recorded
@@ -46,6 +48,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--full", action="store_true", help="time all 200 DDPM steps")
     p.add_argument("--train-steps", type=int, default=40)
+    p.add_argument(
+        "--no-compile",
+        action="store_true",
+        help="skip the compile=True training row (its first compilation takes minutes)",
+    )
     p.add_argument(
         "--config", default="{}", help="JSON overrides of the default MADiffConfig"
     )
@@ -198,18 +205,33 @@ def run(args) -> int:
     rss_ref = _peak_rss_mib()
     print(f"act, reference size: {ref_ms:.1f} ms ({how})", flush=True)
 
-    # training throughput at the default size (a fresh process-level measurement)
-    tcfg = MADiffConfig(n_steps=args.train_steps + 5, batch_size=32, **overrides)
-    t_start = [0.0, 0.0]
+    # training throughput at the default size, eager and with the U-Net compiled
+    def train_rate(**changes) -> tuple[float, float, float]:
+        """(steps/s, steps per CPU-second, seconds to the end of the 5 warm-up steps)."""
+        tcfg = MADiffConfig(n_steps=args.train_steps + 5, batch_size=32, **{**overrides, **changes})
+        t_start = [0.0, 0.0]
+        t0 = time.perf_counter()
 
-    def cb(step, metrics):
-        if step == 5:
-            t_start[:] = [time.perf_counter(), time.process_time()]
+        def cb(step, metrics):
+            if step == 5:
+                t_start[:] = [time.perf_counter(), time.process_time()]
 
-    MADiffPolicy.train(batch, tcfg, show_progress=False, callback=cb)
-    train_sps = args.train_steps / (time.perf_counter() - t_start[0])
-    train_sps_cpu = args.train_steps / (time.process_time() - t_start[1])
+        MADiffPolicy.train(batch, tcfg, show_progress=False, callback=cb)
+        return (
+            args.train_steps / (time.perf_counter() - t_start[0]),
+            args.train_steps / (time.process_time() - t_start[1]),
+            t_start[0] - t0,
+        )
+
+    train_sps, train_sps_cpu, _ = train_rate()
     rss_train = _peak_rss_mib()
+    compiled: tuple[float, float, float] | str | None = None
+    if not args.no_compile:
+        try:
+            compiled = train_rate(compile=True)
+        except Exception as exc:  # no C++ compiler, unsupported platform, ...
+            compiled = f"{type(exc).__name__}: {str(exc).splitlines()[0][:120]}"
+        print(f"train, compile=True: {compiled}", flush=True)
 
     # per-step sampler overhead: ours vs diffusers' DDIMScheduler.step, no-op model
     x_shape = (18, cfg.window, 18)
@@ -254,6 +276,14 @@ def run(args) -> int:
         f"| train, default, batch 32 | {train_sps:.1f} steps/s | {train_sps_cpu:.1f} "
         f"steps per CPU-second | | {args.train_steps} steps after 5 warm-up |"
     )
+    if isinstance(compiled, tuple):
+        print(
+            f"| train, default, batch 32, compile=True | {compiled[0]:.1f} steps/s | "
+            f"{compiled[1]:.1f} steps per CPU-second | x{compiled[0] / train_sps:.2f} vs "
+            f"eager | compilation + 5 warm-up steps: {compiled[2]:.0f} s |"
+        )
+    elif compiled is not None:
+        print(f"| train, default, batch 32, compile=True | failed: {compiled} | | | |")
     print(
         f"| peak RSS | {rss_act:.0f} MiB (default act), {rss_ref:.0f} MiB (+ reference "
         f"model), {rss_train:.0f} MiB (+ training) | | | process start "
@@ -276,6 +306,10 @@ def run(args) -> int:
         "train_steps_per_s": train_sps,
         "cpu_ms": cpu,
         "train_steps_per_cpu_s": train_sps_cpu,
+        "train_compiled": (
+            dict(zip(("steps_per_s", "steps_per_cpu_s", "warmup_seconds"), compiled))
+            if isinstance(compiled, tuple) else compiled
+        ),
         "peak_rss_mib": {"act": rss_act, "reference": rss_ref, "train": rss_train},
         "sampler_step_us": {"ours": 1000 * ours_ms, "diffusers": 1000 * diff_ms},
     }

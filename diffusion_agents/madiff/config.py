@@ -85,6 +85,11 @@ class MADiffConfig:
         n_steps, batch_size, learning_rate, weight_decay, grad_clip, inv_loss_weight.
         ema_decay, ema_update_every, ema_start: ema-pytorch settings; act uses EMA weights.
         checkpoint_every: steps between checkpoints when a checkpoint path is given.
+        compile: run the U-Net's training forward and backward through ``torch.compile``
+            (inductor; needs a C++ compiler on CPU). Same model and results up to float
+            rounding; on the 2-core CPU it about doubles training throughput after a
+            one-off compilation of minutes (cached across processes). A run may resume
+            with the other setting.
         seed: seeds sampling of batches, the initial weights and the policy's noise.
         device: ``"cpu"`` (default), ``"cuda"``, ``"cuda:1"``, or ``"auto"``.
     """
@@ -124,6 +129,7 @@ class MADiffConfig:
     ema_update_every: int = 2
     ema_start: int = 500
     checkpoint_every: int = 5_000
+    compile: bool = False
     seed: int = 0
     device: str = "cpu"
 

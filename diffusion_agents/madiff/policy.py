@@ -248,7 +248,9 @@ class MADiffPolicy:
                 f"{str(ckpt)!r} is a policy without training state; pass resume=False or "
                 "another checkpoint_path to start over."
             )
-        saved = MADiffConfig.from_dict(meta["config"]).replace(n_steps=config.n_steps)
+        saved = MADiffConfig.from_dict(meta["config"]).replace(
+            n_steps=config.n_steps, compile=config.compile
+        )
         if saved != config:
             diff = {
                 k: (v, getattr(config, k))

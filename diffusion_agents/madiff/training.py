@@ -210,9 +210,26 @@ def fit(
     generator: torch.Generator,
     start_step: int = 0,
 ) -> Iterator[tuple[int, dict[str, float]]]:
-    """Gradient steps ``start_step + 1 .. config.n_steps``; yields ``(step, metrics)``."""
+    """Gradient steps ``start_step + 1 .. config.n_steps``; yields ``(step, metrics)``.
+
+    With ``config.compile`` the U-Net's forward (and, through AOTAutograd, its backward) is
+    compiled for the training shapes; the module, its state dict and the EMA copy are
+    untouched, and the eager forward is restored when the generator ends.
+    """
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
+    if config.compile:
+        # an instance attribute shadows nn.Module.forward for this module only (not the EMA
+        # copy the policy acts with, made before); state_dict() does not see it
+        model.unet.forward = torch.compile(model.unet.forward, dynamic=False)
+    try:
+        yield from _steps(model, data, config, optimizer, ema, generator, params, start_step)
+    finally:
+        if config.compile:
+            del model.unet.forward
+
+
+def _steps(model, data, config, optimizer, ema, generator, params, start_step):
     for step in range(start_step, config.n_steps):
         batch = sample_batch(data, config, generator, model.dim_valid)
         diff_loss = model.diffusion_loss(

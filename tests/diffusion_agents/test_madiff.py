@@ -361,3 +361,23 @@ def test_traced_sampling_matches_eager_and_follows_weight_changes(chase_policy):
     finally:
         with torch.no_grad():
             param.copy_(saved)
+
+
+def test_compiled_training_matches_eager(chase_batch):
+    """``compile=True`` trains the same model (float rounding aside) and leaves no trace."""
+    cfg = TINY.replace(n_steps=6, ema_start=2, dim_mults=(1,))
+    losses: dict[bool, list[float]] = {False: [], True: []}
+    policies = {}
+    for flag in (False, True):
+        policies[flag] = MADiffPolicy.train(
+            chase_batch,
+            cfg.replace(compile=flag),
+            show_progress=False,
+            callback=lambda step, m, flag=flag: losses[flag].append(m["loss"]),
+        )
+    assert losses[True] == pytest.approx(losses[False], rel=1e-3, abs=1e-5)
+    for (k, v), v2 in zip(
+        policies[False].model.state_dict().items(), policies[True].model.state_dict().values()
+    ):
+        torch.testing.assert_close(v2, v, rtol=1e-3, atol=1e-4, msg=k)
+    assert "forward" not in vars(policies[True].model.unet)
