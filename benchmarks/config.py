@@ -230,7 +230,12 @@ def parse_config(
     ``check_datasets=False`` skips the dataset-existence checks; ``check_envs=False`` does
     not build the envs (nor check algorithms against their action spaces).
     """
-    from benchmarks.algorithms import ALGORITHMS, TRANSFORMS, parse_entry, register_alias
+    from benchmarks.algorithms import (
+        ALGORITHMS,
+        TRANSFORMS,
+        parse_entry,
+        register_alias,
+    )
 
     where = _where(path)
     try:
