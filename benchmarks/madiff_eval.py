@@ -219,15 +219,28 @@ def bootstrap_mean(per_seed: list[np.ndarray], reps: int = 2000, seed: int = 0):
     return float(allv.mean()), float(lo), float(hi)
 
 
+PAIRED_DDPM = "madiff-d minus 200-step DDPM (paired episodes)"
+
+
 def _print_table(title, rows, dataset_scores, teammate):
     table = {k: bootstrap_mean(v) for k, v in rows.items()}
     table["dataset (behaviour policy)"] = bootstrap_mean([np.asarray(dataset_scores)])
+    ddpm = rows.get("madiff-d, 200-step DDPM")
+    if ddpm:
+        # the DDPM episodes replay the first episodes' env seeds of the same trained model:
+        # the paired difference bounds what the few-step sampler loses
+        diffs = [
+            np.asarray(few[: len(ref)]) - np.asarray(ref)
+            for few, ref in zip(rows["madiff-d"], ddpm)
+        ]
+        table[PAIRED_DDPM] = bootstrap_mean(diffs)
     print("\n" + title)
     print("| policy | normalized score | 95% CI | seeds |")
     print("| --- | --- | --- | --- |")
     for k, (m, lo, hi) in table.items():
-        n = len(rows.get(k, [None]))
-        print(f"| {k} | {m:.1f} | [{lo:.1f}, {hi:.1f}] | {n if k in rows else '-'} |")
+        n = len(rows.get(k, rows.get("madiff-d, 200-step DDPM", [None])))
+        shown = k in rows or k == PAIRED_DDPM
+        print(f"| {k} | {m:.1f} | [{lo:.1f}, {hi:.1f}] | {n if shown else '-'} |")
     teammate = [t for t in teammate if t]
     if teammate:
         mm = np.mean([t["mse_model"] for t in teammate])
