@@ -6,7 +6,11 @@
 For each lambda: fit EAQ on the dataset (same seed), draw ``--episodes`` accepted synthetic
 episodes, and compare them with the real ones (``diffusion_agents.eaq.report``): t-SNE of
 per-step joint observations (PNG), nearest-neighbour fidelity, coverage, diversity, the mean
-generated return and the mean Q-total estimate at ``t = 0``.
+generated return and the mean Q-total estimate at ``t = 0``, and the one-step dynamics
+consistency of the synthetic transitions (``report.dynamics_consistency``).
+
+``--dynamics-of ID [ID ...]`` instead scores existing augmented datasets (their synthetic
+episodes against their real ones) without fitting anything.
 """
 
 from __future__ import annotations
@@ -20,7 +24,13 @@ from pathlib import Path
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--dataset", required=True)
+    p.add_argument("--dataset")
+    p.add_argument(
+        "--dynamics-of",
+        nargs="+",
+        metavar="ID",
+        help="score existing augmented datasets' dynamics consistency (no fitting)",
+    )
     p.add_argument("--q-weights", default="0,0.3", help="comma-separated lambdas")
     p.add_argument("--n-steps", type=int, default=1500)
     p.add_argument("--episodes", type=int, default=1000)
@@ -35,9 +45,26 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(args.threads)
     from diffusion_agents.eaq import EAQAugmenter, EAQConfig
-    from diffusion_agents.eaq.report import plot_report, quality_metrics
+    from diffusion_agents.eaq.report import dynamics_consistency, plot_report, quality_metrics
     from wrappers import load_episodes
 
+    if args.dynamics_of:
+        print("| augmented dataset | synthetic obs-delta err (median) | real held-out | "
+              "share above real p95 | synthetic reward err | real held-out |")
+        print("| --- | --- | --- | --- | --- | --- |")
+        for ds in args.dynamics_of:
+            b = load_episodes(ds)
+            if not b.synthetic.any():
+                p.error(f"{ds} has no synthetic episodes (infos['synthetic']).")
+            d = dynamics_consistency(b, b, seed=args.seed)
+            print(f"| {ds} | {d['dynamics_obs_err_synthetic']:.3f} | "
+                  f"{d['dynamics_obs_err_real_heldout']:.4f} | "
+                  f"{d['dynamics_obs_err_over_real_p95']:.2f} | "
+                  f"{d['dynamics_reward_err_synthetic']:.3f} | "
+                  f"{d['dynamics_reward_err_real_heldout']:.3f} |")
+        return 0
+    if not args.dataset:
+        p.error("--dataset is required (or --dynamics-of)")
     real = load_episodes(args.dataset)
     base = EAQConfig.from_dict(json.loads(args.config)).replace(
         n_steps=args.n_steps, seed=args.seed
@@ -50,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         fit_s = time.perf_counter() - t0
         res = aug.sample(args.episodes, seed=args.seed + 1, show_progress=True)
         m = quality_metrics(real, res.batch, seed=args.seed)
+        m.update(dynamics_consistency(real, res.batch, seed=args.seed))
         q_real = aug.q_estimate(aug.layout.encode(real))
         m.update(
             q_estimate_synthetic=float(res.q_estimate.mean()),
@@ -72,6 +100,12 @@ def main(argv: list[str] | None = None) -> int:
          "fidelity_nn_dist_real_heldout"),
         ("coverage of real k-NN balls", "coverage_synthetic", "coverage_real_heldout"),
         ("diversity: mean pair distance", "diversity_synthetic", "diversity_real"),
+        ("dynamics: one-step obs-delta error, median (std units)",
+         "dynamics_obs_err_synthetic", "dynamics_obs_err_real_heldout"),
+        ("dynamics: share of transitions above real p95", "dynamics_obs_err_over_real_p95",
+         None),
+        ("dynamics: one-step reward error, median", "dynamics_reward_err_synthetic",
+         "dynamics_reward_err_real_heldout"),
         ("acceptance rate", "acceptance_rate", None),
     ]
     names = list(metrics)
