@@ -45,7 +45,11 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(args.threads)
     from diffusion_agents.eaq import EAQAugmenter, EAQConfig
-    from diffusion_agents.eaq.report import dynamics_consistency, plot_report, quality_metrics
+    from diffusion_agents.eaq.report import (
+        dynamics_consistency,
+        plot_report,
+        quality_metrics,
+    )
     from wrappers import load_episodes
 
     if args.dynamics_of:
