@@ -84,27 +84,41 @@ class MLP(nn.Module):
 
 
 class Conv1d(nn.Conv1d):
-    """A same-padded ``nn.Conv1d`` (odd kernel) with a channels-last path, :meth:`forward_cl`.
+    """A same-padded ``nn.Conv1d`` (odd kernel) with two fast paths for small tensors.
 
-    The U-Net keeps its activations channels-last, ``(batch, horizon, channels)``, and runs
-    every convolution as one matrix product over shifted copies of the input. On MADiff's
-    tensors (96 rows x 32-64 channels x 4-8 steps) oneDNN's convolution took 300-440 us
-    forward and 550-750 us backward per call, 3-9x its FLOP count, and the broadcast adds of
-    the ``(batch, channels, horizon)`` layout ran with a 4-8 element inner loop; the U-Net's
-    forward + backward went from 53.7 to 47.1 ms with the same weights and results (torch
-    2.13, one thread of the 2-core target). Wide layers (``c_in * kernel > MATMUL_MAX``,
-    e.g. the reference-size network's 512-1024 channels) keep oneDNN on a transposed view:
-    there the per-call reshuffle of the weight cost more than it saved (a 1024-channel
-    layer: 15.7 ms against 9.2 ms). Same parameters and state dict as ``nn.Conv1d``;
-    :meth:`forward` is ``nn.Conv1d``'s.
+    - :meth:`forward` (channels-first, used at inference): inputs of at most ``SMALL`` rows
+      x steps with gradients off run as one ``addmm`` over unfolded windows. oneDNN costs
+      ~80-130 us per call on the tiny inputs of a MADiff act (18 rows x 32-64 channels x 8
+      steps) whatever the size; the ``addmm`` takes 28-81 us there.
+    - :meth:`forward_cl` (channels-last ``(batch, length, channels)``, used in training):
+      one matrix product over shifted copies of the input. On training tensors (96 rows x
+      32-64 channels x 4-8 steps) oneDNN took 300-440 us forward and 550-750 us backward
+      per call (3-9x its FLOP count). Eagerly the layout's transposes around GroupNorm eat
+      that gain; compiled, the matrix products and fused kernels make the U-Net's forward +
+      backward 1.7x faster than compiled oneDNN (see :meth:`TemporalUNet.forward`). Layers
+      wider than ``c_in * kernel = MATMUL_MAX`` keep oneDNN on a transposed view: there the
+      per-call reshuffle of the weight cost more than it saved.
+
+    (torch 2.13, one thread of the 2-core target.) Same parameters and state dict as
+    ``nn.Conv1d``.
     """
 
+    SMALL = 384
     MATMUL_MAX = 1024
 
     def __init__(self, c_in: int, c_out: int, kernel_size: int, stride: int = 1) -> None:
         if kernel_size % 2 == 0:
             raise ValueError(f"Conv1d needs an odd kernel_size, got {kernel_size}.")
         super().__init__(c_in, c_out, kernel_size, stride=stride, padding=kernel_size // 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not _use_matmul(x):
+            return super().forward(x)
+        k, s = self.kernel_size[0], self.stride[0]
+        cols, out_length = _im2col(x, k, s)
+        w = self.weight.reshape(self.out_channels, -1)
+        out = torch.addmm(self.bias, cols, w.t())  # (b * out_length, c_out)
+        return out.reshape(x.shape[0], out_length, self.out_channels).transpose(1, 2)
 
     def forward_cl(self, x: torch.Tensor) -> torch.Tensor:
         """``(batch, length, c_in) -> (batch, out_length, c_out)``."""
@@ -114,26 +128,38 @@ class Conv1d(nn.Conv1d):
             return F.linear(x, w[:, :, 0], self.bias)
         if self.in_channels * k > self.MATMUL_MAX:
             return super().forward(x.transpose(1, 2)).transpose(1, 2)
-        cols, _ = _shifted(x, k, s)
-        # rows of cols are tap-major: (tap, c_in)
+        cols = _shifted(x, k, s)
+        # columns of cols are tap-major: (tap, c_in)
         return F.linear(cols, w.permute(0, 2, 1).reshape(w.shape[0], -1), self.bias)
 
 
-def _shifted(x: torch.Tensor, k: int, stride: int) -> tuple[torch.Tensor, int]:
+def _use_matmul(x: torch.Tensor) -> bool:
+    """Small inference inputs ``(b, c, length)`` take the matmul path (see :class:`Conv1d`)."""
+    return x.shape[0] * x.shape[2] <= Conv1d.SMALL and not torch.is_grad_enabled()
+
+
+def _im2col(x: torch.Tensor, k: int, stride: int) -> tuple[torch.Tensor, int]:
+    """Zero-pad ``x (b, c, length)`` by ``k // 2`` and unfold windows of ``k``:
+    ``(b * out_length, c * k)`` rows (channel-major, as ``weight.reshape(c_out, -1)``)."""
+    b, c, _ = x.shape
+    cols = F.pad(x, (k // 2, k // 2)).unfold(2, k, stride)  # (b, c, out_length, k)
+    out_length = cols.shape[2]
+    return cols.permute(0, 2, 1, 3).reshape(b * out_length, c * k), out_length
+
+
+def _shifted(x: torch.Tensor, k: int, stride: int) -> torch.Tensor:
     """Zero-pad ``x (b, length, c)`` by ``k // 2`` steps at each end and place the ``k``
     shifted copies side by side: ``(b, out_length, k * c)``, tap-major."""
     length = x.shape[1]
     p = F.pad(x, (0, 0, k // 2, k // 2))
     out_length = (length + 2 * (k // 2) - k) // stride + 1
     span = stride * (out_length - 1) + 1
-    cols = torch.cat([p[:, j : j + span : stride] for j in range(k)], dim=-1)
-    return cols, out_length
+    return torch.cat([p[:, j : j + span : stride] for j in range(k)], dim=-1)
 
 
 class UpConv1d(nn.ConvTranspose1d):
-    """``nn.ConvTranspose1d(c, c, 4, stride=2, padding=1)`` (doubles the length) with a
-    channels-last matrix-product path, :meth:`forward_cl`, for the reason given in
-    :class:`Conv1d`.
+    """``nn.ConvTranspose1d(c, c, 4, stride=2, padding=1)`` (doubles the length) with the
+    two fast paths of :class:`Conv1d`.
 
     With ``x`` zero-padded at both ends, output ``2m`` is ``W1' x[m] + W3' x[m-1]`` and
     output ``2m + 1`` is ``W2' x[m] + W0' x[m+1]`` (``Wk`` the kernel's tap ``k``).
@@ -142,24 +168,40 @@ class UpConv1d(nn.ConvTranspose1d):
     def __init__(self, channels: int) -> None:
         super().__init__(channels, channels, 4, stride=2, padding=1)
 
+    def _taps(self, tap_major: bool) -> torch.Tensor:
+        """The weight as ``(3 c_in, 2 c_out)``: rows (x[m-1], x[m], x[m+1]) x c_in,
+        columns (even, odd) x c_out; rows tap-major or channel-major."""
+        w = self.weight  # (c_in, c_out, 4)
+        zero = torch.zeros_like(w[:, :, 0])
+        dim = 0 if tap_major else 1
+        even = torch.stack([w[:, :, 3], w[:, :, 1], zero], dim=dim)
+        odd = torch.stack([zero, w[:, :, 2], w[:, :, 0]], dim=dim)
+        return torch.cat([even, odd], dim=2).reshape(3 * self.in_channels, -1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        if not _use_matmul(x):
+            return super().forward(x)
+        b, c, length = x.shape
+        cols, _ = _im2col(x, 3, 1)  # (b * length, c * 3)
+        out = torch.addmm(self.bias.repeat(2), cols, self._taps(tap_major=False))
+        out = out.reshape(b, length, 2, self.out_channels).permute(0, 3, 1, 2)
+        return out.reshape(b, self.out_channels, 2 * length)
+
     def forward_cl(self, x: torch.Tensor) -> torch.Tensor:
         """``(batch, length, c) -> (batch, 2 * length, c)``."""
         b, length, c = x.shape
         if 3 * c > Conv1d.MATMUL_MAX:
             return super().forward(x.transpose(1, 2)).transpose(1, 2)
-        w = self.weight  # (c_in, c_out, 4)
-        zero = torch.zeros_like(w[:, :, 0])
-        # taps (x[m-1], x[m], x[m+1]) x c_in -> (even, odd) x c_out
-        even = torch.stack([w[:, :, 3], w[:, :, 1], zero], dim=0)  # (3, c_in, c_out)
-        odd = torch.stack([zero, w[:, :, 2], w[:, :, 0]], dim=0)
-        wc = torch.cat([even, odd], dim=2).reshape(3 * c, -1)  # (3 c_in, 2 c_out)
-        cols, _ = _shifted(x, 3, 1)  # (b, length, 3 c)
-        out = torch.addmm(self.bias.repeat(2), cols.reshape(b * length, 3 * c), wc)
+        cols = _shifted(x, 3, 1)  # (b, length, 3 c)
+        out = torch.addmm(
+            self.bias.repeat(2), cols.reshape(b * length, 3 * c), self._taps(tap_major=True)
+        )
         return out.reshape(b, 2 * length, self.out_channels)
 
 
 class Conv1dBlock(nn.Module):
-    """Conv1d -> GroupNorm -> SiLU over channels-last ``(batch, horizon, channels)``."""
+    """Conv1d -> GroupNorm -> SiLU over ``(batch, channels, horizon)``, or channels-last
+    ``(batch, horizon, channels)`` with ``cl=True``."""
 
     def __init__(self, c_in: int, c_out: int, kernel_size: int) -> None:
         super().__init__()
@@ -167,18 +209,19 @@ class Conv1dBlock(nn.Module):
         self.norm = nn.GroupNorm(_groups(c_out), c_out)
         self.act = Activation()
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.conv.forward_cl(x)
-        # GroupNorm pools over time too: it needs (batch, channels, horizon). Written
-        # channels-last by hand (sums over time, then per group) it cost more, 0.85 ms
+    def forward(self, x: torch.Tensor, cl: bool = False) -> torch.Tensor:
+        if not cl:
+            return self.act(self.norm(self.conv(x)))
+        # GroupNorm pools over time too, so it needs (batch, channels, horizon). Written
+        # channels-last by hand (sums over time, then per group) it cost more: 0.85 ms
         # forward + backward against 0.3-0.65 ms for the native kernel on a transposed copy.
-        h = self.norm(h.transpose(1, 2)).transpose(1, 2)
+        h = self.norm(self.conv.forward_cl(x).transpose(1, 2)).transpose(1, 2)
         return self.act(h)
 
 
 class ResidualTemporalBlock(nn.Module):
     """Two Conv1d blocks with the embedding ``(batch, emb_dim)`` added after the first;
-    channels-last ``(batch, horizon, c_in) -> (batch, horizon, c_out)``."""
+    ``(batch, c_in, horizon) -> (batch, c_out, horizon)``, channels-last with ``cl=True``."""
 
     def __init__(
         self, c_in: int, c_out: int, emb_dim: int, kernel_size: int = 5
@@ -189,17 +232,22 @@ class ResidualTemporalBlock(nn.Module):
         self.emb = nn.Sequential(Activation(), nn.Linear(emb_dim, c_out))
         self.skip = Conv1d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
 
-    def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
-        h = self.block1(x) + self.emb(emb)[:, None, :]
-        skip = self.skip.forward_cl(x) if isinstance(self.skip, Conv1d) else x
-        return self.block2(h) + skip
+    def forward(self, x: torch.Tensor, emb: torch.Tensor, cl: bool = False) -> torch.Tensor:
+        e = self.emb(emb)
+        h = self.block1(x, cl) + (e[:, None, :] if cl else e[:, :, None])
+        if isinstance(self.skip, Conv1d):
+            skip = self.skip.forward_cl(x) if cl else self.skip(x)
+        else:
+            skip = x
+        return self.block2(h, cl) + skip
 
 
 class AgentAttention(nn.Module):
     """Self-attention across agents at each time index, residual.
 
-    Input channels-last ``(batch * agents, horizon, channels)``; each agent's feature vector
-    at time ``h`` attends over all agents' vectors at ``h``.
+    Input ``(batch * agents, channels, horizon)``, or channels-last ``(batch * agents,
+    horizon, channels)`` with ``cl=True``; each agent's feature vector at time ``h`` attends
+    over all agents' vectors at ``h``.
     """
 
     def __init__(self, channels: int, n_agents: int, heads: int = 4) -> None:
@@ -210,11 +258,12 @@ class AgentAttention(nn.Module):
         self.attn = nn.MultiheadAttention(channels, heads, batch_first=True)
 
     def forward(
-        self, x: torch.Tensor, agent_mask: torch.Tensor | None = None
+        self, x: torch.Tensor, agent_mask: torch.Tensor | None = None, cl: bool = False
     ) -> torch.Tensor:
         a = self.n_agents
-        h = x.shape[1]
-        seq = rearrange(x, "(b a) h c -> (b h) a c", a=a)
+        layout = "(b a) h c" if cl else "(b a) c h"
+        h = x.shape[1] if cl else x.shape[-1]
+        seq = rearrange(x, f"{layout} -> (b h) a c", a=a)
         q = self.norm(seq)
         pad = None
         if agent_mask is not None:
@@ -224,7 +273,7 @@ class AgentAttention(nn.Module):
             # a row with every agent masked would give NaN: let it attend to everything.
             pad = pad & ~pad.all(dim=-1, keepdim=True)
         out = self._attend(q, pad)
-        return x + rearrange(out, "(b h) a c -> (b a) h c", h=h)
+        return x + rearrange(out, f"(b h) a c -> {layout}", h=h)
 
     def _attend(self, q: torch.Tensor, pad: torch.Tensor | None) -> torch.Tensor:
         """``nn.MultiheadAttention``'s math over ``(n, agents, c)`` with its weights, written
@@ -281,6 +330,8 @@ class TemporalUNet(nn.Module):
         self.n_agents = n_agents
         self.agent_attention = bool(agent_attention) and n_agents > 1
         self.cond_dim = cond_dim
+        # see forward(): channels-last pays off only under torch.compile
+        self.channels_last_training = False
         self.n_down = len(dim_mults) - 1
         dims = [in_channels] + [base_width * m for m in dim_mults]
         emb = base_width
@@ -359,15 +410,21 @@ class TemporalUNet(nn.Module):
     ) -> torch.Tensor:
         """``x (batch * agents, in_channels, horizon) -> (batch * agents, out_channels, horizon)``.
 
-        Inside, activations are channels-last ``(batch * agents, horizon, channels)`` (see
-        :class:`Conv1d`); the input and output keep the channels-first layout.
+        With ``channels_last_training`` set and gradients on, the activations inside are
+        channels-last ``(batch * agents, horizon, channels)`` and every narrow convolution is
+        a matrix product (:meth:`Conv1d.forward_cl`); otherwise they stay channels-first.
+        Both compute the same function (tested); input and output are channels-first either
+        way. Measured on MADiff's training tensors (U-Net forward + backward, 2 threads,
+        interleaved in one process): eager 49.2 ms channels-last vs 44.6 ms channels-first,
+        but under ``torch.compile`` 20.4 vs 35.4 ms, so MADiff's ``compile=True`` sets it.
         """
+        cl = torch.is_grad_enabled() and self.channels_last_training
         horizon = x.shape[-1]
         mult = 2**self.n_down
         pad = (-horizon) % mult
-        h = x.transpose(1, 2)
+        h = x.transpose(1, 2) if cl else x
         if pad:
-            h = F.pad(h, (0, 0, 0, pad))
+            h = F.pad(h, (0, 0, 0, pad) if cl else (0, pad))
         emb = self.time_mlp(t)
         if self.cond_dim:
             null = self.null_cond.expand(x.shape[0], -1)
@@ -380,24 +437,27 @@ class TemporalUNet(nn.Module):
             emb = torch.cat([emb, c], dim=-1)
         skips = []
         for res1, res2, down in self.downs:
-            h = res2(res1(h, emb), emb)
+            h = res2(res1(h, emb, cl), emb, cl)
             skips.append(h)
             if isinstance(down, Conv1d):
-                h = down.forward_cl(h)
-        h = self.mid1(h, emb)
+                h = down.forward_cl(h) if cl else down(h)
+        h = self.mid1(h, emb, cl)
         if self.mid_attn is not None:
-            h = self.mid_attn(h, agent_mask)
-        h = self.mid2(h, emb)
+            h = self.mid_attn(h, agent_mask, cl)
+        h = self.mid2(h, emb, cl)
         for (res1, res2, up), attn in zip(self.ups, self.skip_attn):
             s = skips.pop()
             if self.agent_attention:
-                s = attn(s, agent_mask)
-            h = torch.cat([h, s], dim=-1)
-            h = up.forward_cl(res2(res1(h, emb), emb))
+                s = attn(s, agent_mask, cl)
+            h = torch.cat([h, s], dim=-1 if cl else 1)
+            h = res2(res1(h, emb, cl), emb, cl)
+            h = up.forward_cl(h) if cl else up(h)
         # as in Diffuser, the shallowest skip is unused: the last up-block restores full size
         block, out = self.final
-        h = out.forward_cl(block(h))
-        return h[:, :horizon].transpose(1, 2)
+        h = block(h, cl)
+        if cl:
+            return out.forward_cl(h)[:, :horizon].transpose(1, 2)
+        return out(h)[..., :horizon]
 
 
 __all__ = [

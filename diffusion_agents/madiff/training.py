@@ -220,13 +220,16 @@ def fit(
     params = [p for p in model.parameters() if p.requires_grad]
     if config.compile:
         # an instance attribute shadows nn.Module.forward for this module only (not the EMA
-        # copy the policy acts with, made before); state_dict() does not see it
+        # copy the policy acts with, made before); state_dict() does not see it. The
+        # channels-last layout is 1.7x faster compiled (networks.TemporalUNet.forward).
+        model.unet.channels_last_training = True
         model.unet.forward = torch.compile(model.unet.forward, dynamic=False)
     try:
         yield from _steps(model, data, config, optimizer, ema, generator, params, start_step)
     finally:
         if config.compile:
             del model.unet.forward
+            model.unet.channels_last_training = False
 
 
 def _steps(model, data, config, optimizer, ema, generator, params, start_step):

@@ -41,3 +41,24 @@ def test_upconv_channels_last_matches_conv_transpose(channels, length):
     torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(gx, gx_ref, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(gw, gw_ref, rtol=1e-5, atol=1e-5)
+
+
+def test_unet_training_and_inference_layouts_agree():
+    """Channels-last training (as under compile=True) and channels-first: one function."""
+    from diffusion_agents.networks import TemporalUNet
+
+    torch.manual_seed(0)
+    net = TemporalUNet(
+        in_channels=7, out_channels=5, base_width=8, dim_mults=(1, 2), cond_dim=1,
+        kernel_size=3, n_agents=3, agent_attention=True,
+    )
+    x, t = torch.randn(6, 7, 7), torch.randint(0, 50, (6,))
+    cond, drop = torch.rand(6, 1), torch.tensor([True, False] * 3)
+    net.channels_last_training = True
+    train_out = net(x, t, cond, drop)
+    net.channels_last_training = False
+    torch.testing.assert_close(net(x, t, cond, drop), train_out, rtol=1e-5, atol=1e-5)
+    with torch.no_grad():
+        infer_out = net(x, t, cond, drop)
+    assert train_out.shape == (6, 5, 7)
+    torch.testing.assert_close(train_out.detach(), infer_out, rtol=1e-5, atol=1e-5)
