@@ -17,6 +17,13 @@ import argparse
 import json
 
 
+# EAQConfig fields that only affect sampling: --config may change them with --from-model
+SAMPLING_FIELDS = frozenset(
+    {"sampler", "sample_steps", "clip_x0", "range_margin", "sample_batch_size",
+     "max_sample_rounds", "seed", "device"}
+)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("dataset", help="source Minari dataset id (multi-agent convention)")
     n = parser.add_mutually_exclusive_group()
@@ -60,6 +67,21 @@ def run(args: argparse.Namespace) -> int:
     augmenter = None
     if args.from_model:
         augmenter = EAQAugmenter.load(args.from_model)
+        saved = augmenter.config
+        given = set(extra) | set(changes)
+        # a saved model fixes how it was trained; only sampling settings can change
+        clash = {
+            k: (getattr(saved, k), getattr(cfg, k))
+            for k in sorted(given - SAMPLING_FIELDS)
+            if getattr(cfg, k) != getattr(saved, k)
+        }
+        if clash:
+            raise SystemExit(
+                f"--from-model {args.from_model}: these settings are fixed by the saved "
+                f"model (saved, given): {clash}; only {sorted(SAMPLING_FIELDS)} can change "
+                "when sampling from it."
+            )
+        augmenter.config = saved.replace(**{k: getattr(cfg, k) for k in given & SAMPLING_FIELDS})
     elif args.save_model:
         augmenter = EAQAugmenter(cfg).fit(load_episodes(args.dataset), show_progress=show)
         augmenter.save(args.save_model)

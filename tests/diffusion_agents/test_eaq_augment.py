@@ -182,3 +182,13 @@ def test_cli_augment_fits_saves_and_samples_from_a_saved_model(tmp_path, capsys)
     assert "wrote mpe2/spread2/tiny-eaq-v0: 4 real + 3 synthetic" in capsys.readouterr().out
     assert main([*args, "--from-model", str(ckpt), "--new-id", "mpe2/spread2/tiny2-v0"]) == 0
     assert minari.load_dataset("mpe2/spread2/tiny2-v0").total_episodes == 7
+    # sampling settings apply to a saved model; training settings cannot silently change
+    sampling = json.dumps({"sample_steps": 2})
+    base = ["augment", SOURCE, "--num-episodes", "3", "--quiet", "--from-model", str(ckpt)]
+    assert main([*base, "--config", sampling, "--new-id", "mpe2/spread2/tiny3-v0"]) == 0
+    info = minari.load_dataset("mpe2/spread2/tiny3-v0").storage.metadata["multiagent"]["eaq"]
+    assert info["settings"]["sample_steps"] == 2, info
+    with pytest.raises(SystemExit, match="fixed by the saved model.*'dim': \\(8, 16\\)"):
+        main([*base, "--config", json.dumps({"dim": 16}), "--new-id", "mpe2/spread2/x-v0"])
+    with pytest.raises(SystemExit, match="'q_weight'"):
+        main([*base, "--q-weight", "0.9", "--new-id", "mpe2/spread2/x-v0"])
