@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 
-
 # EAQConfig fields that only affect sampling: --config may change them with --from-model
 SAMPLING_FIELDS = frozenset(
     {"sampler", "sample_steps", "clip_x0", "range_margin", "sample_batch_size",
