@@ -86,11 +86,12 @@ class MLP(nn.Module):
 class Conv1d(nn.Conv1d):
     """A same-padded ``nn.Conv1d`` (odd kernel) with two fast paths for small tensors.
 
-    - :meth:`forward` (channels-first, used at inference): inputs of at most ``SMALL`` rows
+    - :meth:`forward` (channels-first, the default): inputs of at most ``SMALL`` rows
       x steps with gradients off run as one ``addmm`` over unfolded windows. oneDNN costs
       ~80-130 us per call on the tiny inputs of a MADiff act (18 rows x 32-64 channels x 8
       steps) whatever the size; the ``addmm`` takes 28-81 us there.
-    - :meth:`forward_cl` (channels-last ``(batch, length, channels)``, used in training):
+    - :meth:`forward_cl` (channels-last ``(batch, length, channels)``, used for training
+      when ``TemporalUNet.channels_last_training`` is set, as MADiff's ``compile=True`` does):
       one matrix product over shifted copies of the input. On training tensors (96 rows x
       32-64 channels x 4-8 steps) oneDNN took 300-440 us forward and 550-750 us backward
       per call (3-9x its FLOP count). Eagerly the layout's transposes around GroupNorm eat
