@@ -238,9 +238,8 @@ def _print_table(title, rows, dataset_scores, teammate):
     print("| policy | normalized score | 95% CI | seeds |")
     print("| --- | --- | --- | --- |")
     for k, (m, lo, hi) in table.items():
-        n = len(rows.get(k, rows.get("madiff-d, 200-step DDPM", [None])))
-        shown = k in rows or k == PAIRED_DDPM
-        print(f"| {k} | {m:.1f} | [{lo:.1f}, {hi:.1f}] | {n if shown else '-'} |")
+        seeds = rows.get(k, ddpm if k == PAIRED_DDPM else None)
+        print(f"| {k} | {m:.1f} | [{lo:.1f}, {hi:.1f}] | {len(seeds) if seeds else '-'} |")
     teammate = [t for t in teammate if t]
     if teammate:
         mm = np.mean([t["mse_model"] for t in teammate])

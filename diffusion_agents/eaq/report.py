@@ -34,10 +34,14 @@ from sklearn.neighbors import NearestNeighbors
 from wrappers import EpisodeBatch
 
 
+def _joint_obs(batch: EpisodeBatch) -> np.ndarray:
+    """``(E, T + 1, sum(obs_dims))``: all agents' observations of each step side by side."""
+    return np.concatenate([batch.agent_obs(i) for i in range(batch.num_agents)], axis=-1)
+
+
 def step_points(batch: EpisodeBatch) -> np.ndarray:
     """``(steps, sum(obs_dims))`` joint observations of every real step (``t < n``)."""
-    parts = [batch.agent_obs(i)[:, :-1] for i in range(batch.num_agents)]
-    joint = np.concatenate(parts, axis=-1)  # (E, T, sum obs)
+    joint = _joint_obs(batch)[:, :-1]  # (E, T, sum obs)
     return joint[batch.valid].astype(np.float64)
 
 
@@ -91,8 +95,7 @@ def quality_metrics(
 def _transitions(batch: EpisodeBatch, episodes: np.ndarray):
     """Joint ``(obs, action features)``, obs deltas and team rewards of every valid step of
     ``episodes``. Discrete actions are one-hot; an agent that did not act contributes zeros."""
-    parts = [batch.agent_obs(i) for i in range(batch.num_agents)]
-    obs = np.concatenate(parts, axis=-1)[episodes]  # (e, T + 1, sum obs)
+    obs = _joint_obs(batch)[episodes]  # (e, T + 1, sum obs)
     acts = []
     for i in range(batch.num_agents):
         a = batch.agent_actions(i)[episodes]  # (e, T, act_dim)
@@ -127,7 +130,8 @@ def dynamics_consistency(
     exceeds the 95th percentile of held-out real transitions.
     """
     import torch
-    from torch import nn
+
+    from diffusion_agents.networks import MLP
 
     if synthetic.num_episodes == 0 or real.num_episodes < 2:
         raise ValueError("dynamics_consistency needs >= 2 real and >= 1 synthetic episodes.")
@@ -154,11 +158,7 @@ def dynamics_consistency(
     g = torch.Generator().manual_seed(seed)
     with torch.random.fork_rng():
         torch.manual_seed(seed)
-        net = nn.Sequential(
-            nn.Linear(x_tr.shape[1], hidden), nn.SiLU(),
-            nn.Linear(hidden, hidden), nn.SiLU(),
-            nn.Linear(hidden, dy_tr.shape[1] + 1),
-        )
+        net = MLP(x_tr.shape[1], dy_tr.shape[1] + 1, hidden=(hidden, hidden))
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
     xt, yt = inputs(x_tr), targets(dy_tr, r_tr)
     for _ in range(steps):
