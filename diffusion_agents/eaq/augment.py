@@ -123,7 +123,9 @@ class EAQAugmenter:
 
     def _setup(self, batch: EpisodeBatch) -> np.ndarray:
         cfg = self.config
-        self.layout = EpisodeLayout.from_batch(batch, gamma=cfg.gamma)
+        self.layout = EpisodeLayout.from_batch(
+            batch, gamma=cfg.gamma, obs_deltas=cfg.obs_deltas
+        )
         raw = self.layout.encode(batch)
         self.normalizer = RowNormalizer.fit(raw, self.layout)
         torch.manual_seed(cfg.seed)

@@ -46,6 +46,9 @@ class EAQConfig:
             ``L_Qtot`` switches on (an untrained ``Q`` gives no useful direction).
         action_temperature: temperature of the soft one-hot relaxation in ``L_Qtot``.
         gamma: discount of the return-to-go (Q-total) row; 1.0 = undiscounted, as in EAQ.
+        obs_deltas: give each step's observation change rows of its own and rebuild the
+            synthetic observations from them (:mod:`diffusion_agents.eaq.encode`), so
+            synthetic transitions follow the generated changes.
         dim: base channel width of the U-Net; ``dim_mults``: per-level width multipliers.
         attention: self-attention blocks in the U-Net (off: EAQ is a plain Conv1D U-Net).
         n_diffusion_steps: K, diffusion steps of the training schedule.
@@ -73,6 +76,7 @@ class EAQConfig:
     q_warmup_steps: int = 200
     action_temperature: float = 0.2
     gamma: float = 1.0
+    obs_deltas: bool = False
     dim: int = 32
     dim_mults: tuple[int, ...] = (1, 2)
     attention: bool = False

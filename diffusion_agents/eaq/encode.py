@@ -11,6 +11,9 @@ For each agent ``i`` in ``possible_agents`` order:
 rows                      kind                content at column ``t``
 ========================  ==================  ===============================================
 ``obs_dims[i]``           ``obs``             flat observation ``o^i_t`` (0 when absent)
+``obs_dims[i]``           ``obs_delta``       ``o^i_t - o^i_(t-1)`` where the agent is alive at
+                                              ``t - 1`` and ``t``, else 0 (only layouts with
+                                              ``obs_deltas``; see below)
 1                         ``alive``           1 where the agent has a real observation
 ``n_actions[i]``          ``mask``            action mask at ``t`` (only agents with masks)
 ``n_actions[i]``          ``action_onehot``   one-hot action ``a^i_t`` (Discrete agents), all
@@ -38,7 +41,8 @@ more easily (with a one-column spike, short fits generated no done at all: every
 rejected). Binary kinds (``alive``,
 ``mask``, ``action_onehot``, ``terminated``, ``truncated``, ``padding``) hold 0/1; the raw
 tensor is exact (``decode(encode(batch))`` reproduces actions, rewards, dones, alive flags,
-masks and observations bit for bit). :class:`RowNormalizer` maps every row into ``[-1, 1]``
+masks and observations bit for bit; with ``obs_deltas``, observations to float rounding).
+:class:`RowNormalizer` maps every row into ``[-1, 1]``
 for the network (binary rows ``x -> 2x - 1``, continuous rows by the real data's min/max).
 
 Decoding a generated tensor (:meth:`EpisodeLayout.decode`) turns it back into episodes:
@@ -50,6 +54,17 @@ after it are ignored), an acting agent whose decoded mask allows nothing keeps i
 highest-scoring action, and samples are rejected (and counted by reason) when they hold
 NaN/inf, let no agent act at some step, or put a continuous value further than
 ``range_margin * (max - min)`` outside the real data's range of its row.
+
+Observation deltas (``obs_deltas=True``): an observation changes by about 1 % of its row's
+range per step (MPE spread), so in the absolute ``obs`` rows the change a transition makes
+is far below what the denoiser resolves, and generated transitions came out inconsistent
+with the dynamics: a one-step model fitted on real data erred 200-1,000x more on them than
+on held-out real ones (:func:`diffusion_agents.eaq.report.dynamics_consistency`,
+``docs/eaq.md``). The ``obs_delta`` rows hold each step's change, normalized to its own
+range. Decoding then rebuilds an agent's observations from its first alive column's ``obs``
+value plus the running sum of the generated deltas, so every synthetic transition carries
+exactly the change the model generated; the absolute rows only anchor the start (and give
+the network the positions). The rebuilt observations are what the range check sees.
 """
 
 from __future__ import annotations
@@ -130,6 +145,8 @@ class EpisodeLayout:
         horizon: ``H``, tensor columns; episodes of up to ``H - 1`` steps fit.
         state_dim: global state width ``S`` (0 = no state rows).
         gamma: discount of the Q-total (return-to-go) row.
+        obs_deltas: add each agent's ``obs_delta`` rows and decode observations from them
+            (module docstring).
     """
 
     def __init__(
@@ -141,6 +158,7 @@ class EpisodeLayout:
         horizon: int,
         state_dim: int = 0,
         gamma: float = 1.0,
+        obs_deltas: bool = False,
     ) -> None:
         from wrappers.spaces import action_dim, n_actions, obs_dim
 
@@ -154,6 +172,7 @@ class EpisodeLayout:
             raise ValueError(f"horizon must be >= 2 columns, got {horizon}.")
         self.state_dim = int(state_dim)
         self.gamma = float(gamma)
+        self.obs_deltas = bool(obs_deltas)
         self.obs_dims = tuple(obs_dim(self.observation_spaces[a]) for a in self.agents)
         self.act_dims = tuple(action_dim(self.action_spaces[a]) for a in self.agents)
         self.n_actions = tuple(n_actions(self.action_spaces[a]) for a in self.agents)
@@ -179,6 +198,8 @@ class EpisodeLayout:
 
         for i in range(len(self.agents)):
             add("obs", i, self.obs_dims[i])
+            if self.obs_deltas:
+                add("obs_delta", i, self.obs_dims[i])
             add("alive", i, 1)
             if self.masked[i]:
                 add("mask", i, self.n_actions[i])
@@ -201,7 +222,7 @@ class EpisodeLayout:
     @classmethod
     def from_batch(
         cls, batch: EpisodeBatch, *, horizon: int | None = None, multiple: int = 1,
-        gamma: float = 1.0,
+        gamma: float = 1.0, obs_deltas: bool = False,
     ) -> EpisodeLayout:
         """Layout for ``batch``'s agents; ``horizon`` defaults to ``T + 1`` rounded up to
         a multiple of ``multiple`` (a U-Net with ``L`` down-samplings needs ``2^(L-1)``)."""
@@ -220,6 +241,7 @@ class EpisodeLayout:
             horizon=horizon,
             state_dim=0 if batch.states is None else int(batch.states.shape[-1]),
             gamma=gamma,
+            obs_deltas=obs_deltas,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -231,6 +253,7 @@ class EpisodeLayout:
             "horizon": self.horizon,
             "state_dim": self.state_dim,
             "gamma": self.gamma,
+            "obs_deltas": self.obs_deltas,
         }
 
     @classmethod
@@ -247,6 +270,7 @@ class EpisodeLayout:
             horizon=d["horizon"],
             state_dim=d["state_dim"],
             gamma=d["gamma"],
+            obs_deltas=d.get("obs_deltas", False),  # absent before the delta rows existed
         )
 
     # -- queries -----------------------------------------------------------------------------
@@ -316,6 +340,10 @@ class EpisodeLayout:
             i, sl = s.agent, slice(s.start, s.stop)
             if s.kind == "obs":
                 x[:, : T + 1, sl] = batch.obs[:, :, i, : s.size]
+            elif s.kind == "obs_delta":
+                o = batch.obs[:, :, i, : s.size]
+                both = batch.alive[:, 1:, i] & batch.alive[:, :-1, i]
+                x[:, 1 : T + 1, sl] = (o[:, 1:] - o[:, :-1]) * both[..., None]
             elif s.kind == "alive":
                 x[:, : T + 1, sl] = batch.alive[:, :, i, None]
             elif s.kind == "mask":
@@ -357,6 +385,20 @@ class EpisodeLayout:
         return rearrange(x, "b h f -> b f h").copy()
 
     # -- decode --------------------------------------------------------------------------------
+    @staticmethod
+    def rebuild_obs(obs: np.ndarray, delta: np.ndarray, alive: np.ndarray) -> np.ndarray:
+        """One agent's observations from its ``obs`` and ``obs_delta`` rows.
+
+        ``obs``, ``delta``: ``(batch, columns, obs_dim)``; ``alive``: ``(batch, columns)``.
+        Where the agent is alive at ``t - 1`` and ``t`` the result is the previous value
+        plus ``delta[:, t]``; elsewhere (first column, joining) it is ``obs[:, t]``.
+        """
+        out = obs.astype(np.float64)  # a copy; sums in float64, rounded once at the end
+        for t in range(1, obs.shape[1]):
+            cont = alive[:, t] & alive[:, t - 1]
+            out[cont, t] = out[cont, t - 1] + delta[cont, t]
+        return out.astype(np.float32)
+
     def decode(
         self,
         x: np.ndarray,
@@ -437,6 +479,13 @@ class EpisodeLayout:
         alive = alive[:, : T + 1] & cols[..., None]
         acted = alive[:, :-1] & alive[:, 1:] & steps[..., None]
         fail((steps & ~acted.any(axis=2)).any(axis=1), "no_agent_acts")
+        if self.obs_deltas:
+            xs = xs.copy()
+            for i in range(A):
+                rows = self.rows("obs", i)
+                xs[:, :, rows] = self.rebuild_obs(
+                    xs[:, :, rows], xs[:, :, self.rows("obs_delta", i)], alive[:, :, i]
+                )
 
         if limits is not None:
             lo, hi = (np.asarray(v, np.float32) for v in limits)

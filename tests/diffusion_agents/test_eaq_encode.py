@@ -19,8 +19,9 @@ def _record(env_id: str, dataset_id: str, n: int = 6, **env_kwargs):
     )
 
 
-def _assert_same(a, b):
-    """Every per-step field of two EpisodeBatches is identical."""
+def _assert_same(a, b, obs_atol: float = 0.0):
+    """Every per-step field of two EpisodeBatches is identical (observations to
+    ``obs_atol``)."""
     assert a.agents == b.agents
     np.testing.assert_array_equal(a.lengths, b.lengths)
     T = a.horizon
@@ -31,6 +32,8 @@ def _assert_same(a, b):
         x, y = getattr(a, name), getattr(b, name)
         if x is None:
             assert y is None, name
+        elif name == "obs" and obs_atol:
+            np.testing.assert_allclose(x, y[:, : T + 1], rtol=0, atol=obs_atol, err_msg=name)
         else:
             np.testing.assert_array_equal(x, y[:, : T + 1], err_msg=name)
 
@@ -46,15 +49,19 @@ def _assert_same(a, b):
         ("mpe2/simple_adversary_v3", {"max_cycles": 5}),  # heterogeneous MPE agents
     ],
 )
-def test_encode_decode_round_trip_is_exact(env_id, kwargs):
+@pytest.mark.parametrize("obs_deltas", [False, True])
+def test_encode_decode_round_trip_is_exact(env_id, kwargs, obs_deltas):
     ds = _record(env_id, "toy/eaq/roundtrip-v0", **kwargs)
     batch = load_episodes(ds)
-    layout = EpisodeLayout.from_batch(batch, horizon=batch.horizon + 3)  # extra padding columns
+    layout = EpisodeLayout.from_batch(
+        batch, horizon=batch.horizon + 3, obs_deltas=obs_deltas  # extra padding columns
+    )
     raw = layout.encode(batch)
     assert raw.shape == (batch.num_episodes, layout.num_features, layout.horizon)
     res = layout.decode(raw)
     assert res.accepted.all(), res.reasons
-    _assert_same(batch, res.batch)
+    # observations rebuilt from float32 deltas: exact up to rounding
+    _assert_same(batch, res.batch, obs_atol=1e-5 if obs_deltas else 0.0)
     assert res.batch.synthetic.all()
     np.testing.assert_allclose(res.q_total, batch.returns, rtol=1e-5, atol=1e-5)
     # the normalizer maps into [-1, 1] and back
@@ -65,6 +72,7 @@ def test_encode_decode_round_trip_is_exact(env_id, kwargs):
     # the layout survives JSON
     again = EpisodeLayout.from_dict(layout.to_dict())
     assert again.describe() == layout.describe()
+    assert again.obs_deltas == obs_deltas
 
 
 def test_layout_rows_for_heterogeneous_masked_agents():
@@ -159,3 +167,51 @@ def test_decode_cuts_at_the_first_generated_done():
     assert not res.batch.truncations[0].any()
     np.testing.assert_array_equal(res.batch.obs[0, :4], batch.obs[0, :4])
     assert (res.batch.obs[0, 4:] == 0).all()
+
+
+def test_delta_layout_decodes_observations_from_the_deltas():
+    """With ``obs_deltas`` the decoded observations are the first alive column's ``obs``
+    plus the running sum of the ``obs_delta`` rows; the later absolute rows are ignored,
+    and an agent that (re)joins restarts from its ``obs`` rows."""
+    ds = _record(f"{TOY}:make_spawn_env", "toy/eaq/delta-v0", n=3, max_cycles=6)
+    batch = load_episodes(ds)
+    layout = EpisodeLayout.from_batch(batch, obs_deltas=True)
+    kinds = [k for k, a, _, _ in layout.describe() if a == batch.agents[0]]
+    assert kinds[:3] == ["obs", "obs_delta", "alive"]
+    plain = EpisodeLayout.from_batch(batch)
+    assert layout.num_features == plain.num_features + sum(batch.obs_dims)
+    raw = layout.encode(batch)
+    rng = np.random.default_rng(0)
+    moved = raw.copy()
+    for i in range(len(batch.agents)):
+        o, d = layout.rows("obs", i), layout.rows("obs_delta", i)
+        moved[:, o, 1:] += rng.normal(size=moved[:, o, 1:].shape)  # ignored where alive before
+        moved[:, d, 1:] += 0.25  # every step moves 0.25 further
+    res = layout.decode(moved)
+    assert res.accepted.all(), res.reasons
+    out = res.batch
+    np.testing.assert_array_equal(out.alive, batch.alive)  # the rest is untouched
+    np.testing.assert_array_equal(out.actions, batch.actions)
+    for i in range(len(batch.agents)):
+        D = batch.obs_dims[i]
+        alive = batch.alive[:, :, i]
+        for e in range(batch.num_episodes):
+            for t in range(batch.lengths[e] + 1):
+                if not alive[e, t]:
+                    assert (out.obs[e, t, i] == 0).all()
+                    continue
+                if t > 0 and alive[e, t - 1]:
+                    want = out.obs[e, t - 1, i, :D] + (batch.obs[e, t, i, :D] - batch.obs[e, t - 1, i, :D]) + 0.25
+                else:
+                    want = moved[e, layout.rows("obs", i), t]
+                np.testing.assert_allclose(out.obs[e, t, i, :D], want, atol=1e-5)
+    # the range check sees the rebuilt observations: deltas inside their rows' limits that
+    # add up to a drift far out of the observations' range reject the sample
+    low, high = raw.min(axis=(0, 2)), raw.max(axis=(0, 2))
+    d0 = layout.rows("obs_delta", 0)
+    low[d0], high[d0] = -100.0, 100.0
+    assert layout.decode(raw, limits=(low, high)).accepted.all()
+    far = raw.copy()
+    far[:, d0, 1:] += 10.0
+    res = layout.decode(far, limits=(low, high))
+    assert res.reasons == {"out_of_range": batch.num_episodes}
