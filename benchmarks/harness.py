@@ -198,9 +198,10 @@ def ensure_transform(
 ) -> str:
     """Build the transform's output for ``dataset_id`` once; return its dataset id.
 
-    An existing output is reused only when it was built with the same options (stored
-    beside it in ``harness_transform.json``); otherwise the call fails rather than silently
-    mixing settings.
+    An existing output is reused only when the harness built it with the same options
+    (stored beside it in ``harness_transform.json``); an output with other options, or one
+    made outside the harness (no stamp, so its settings are unknown), fails the call rather
+    than silently mixing settings.
     """
     from benchmarks.algorithms import TRANSFORMS, TransformContext
     from benchmarks.config import _dataset_exists
@@ -211,8 +212,14 @@ def ensure_transform(
     stamp = {"transform": transform, "source": dataset_id, "options": options}
     stamp_file = Path(_dataset_path(out_id)) / "harness_transform.json"
     if _dataset_exists(out_id):
-        old = json.loads(stamp_file.read_text()) if stamp_file.exists() else None
-        if old is not None and old != json.loads(json.dumps(stamp)):
+        if not stamp_file.exists():
+            raise ValueError(
+                f"Dataset {out_id!r} exists but was not built by the harness (no "
+                f"{stamp_file.name} beside it), so its settings are unknown; delete it "
+                "(`minari delete`) or rename it."
+            )
+        old = json.loads(stamp_file.read_text())
+        if old != json.loads(json.dumps(stamp)):
             raise ValueError(
                 f"Dataset {out_id!r} exists but was built with {old}, not {stamp}; delete "
                 "it (`minari delete`) or change the options back."

@@ -164,3 +164,24 @@ def test_builtin_configs_parse():
 def test_missing_config_file():
     with pytest.raises(ConfigError, match="No config file"):
         load_config("/nonexistent/grid.toml")
+
+
+def test_existing_transform_output_is_reused_only_with_the_same_stamp(dataset):
+    """A transform's output is rebuilt never; it is reused only when the harness built it
+    with the same options. A dataset of that id made outside the harness (no stamp) or
+    with other options is refused by name, and nothing is written."""
+    import json
+
+    from benchmarks.harness import _dataset_path, ensure_transform, transformed_id
+
+    opts = {"config": {"n_steps": 1}}
+    out_id = transformed_id(hh.DATASET, "eaq")
+    hh.make_dataset(out_id, episodes=2)  # same id, made by hand
+    stamp = _dataset_path(out_id) / "harness_transform.json"
+    with pytest.raises(ValueError, match="not built by the harness"):
+        ensure_transform(hh.DATASET, "eaq", opts, show_progress=False)
+    assert not stamp.exists()
+    stamp.write_text(json.dumps({"transform": "eaq", "source": hh.DATASET, "options": opts}))
+    assert ensure_transform(hh.DATASET, "eaq", opts, show_progress=False) == out_id
+    with pytest.raises(ValueError, match="was built with"):
+        ensure_transform(hh.DATASET, "eaq", {"config": {"n_steps": 2}}, show_progress=False)
