@@ -80,6 +80,10 @@ class MADiffConfig:
             (``sampling_steps=None``: the full K-step chain).
         eta: DDIM noise (0 = deterministic given the initial noise).
         temperature: scale of the noise injected per step (low-temperature sampling).
+        sample_actions: ``act`` draws each discrete action from the inverse dynamics'
+            softmax instead of taking its arg-max (``act(..., deterministic=...)``
+            overrides it per call). On data from a stochastic behaviour policy this is
+            what made BC strong (README: sampled vs greedy BC).
 
     Training:
         n_steps, batch_size, learning_rate, weight_decay, grad_clip, inv_loss_weight.
@@ -118,6 +122,7 @@ class MADiffConfig:
     sampling_steps: int | None = 3
     eta: float = 0.0
     temperature: float = 1.0
+    sample_actions: bool = False
 
     n_steps: int = 20_000
     batch_size: int = 32

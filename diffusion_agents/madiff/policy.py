@@ -370,8 +370,13 @@ class MADiffPolicy:
         return present, torch.as_tensor(rows, device=self.device), masks
 
     @torch.inference_mode()
-    def act(self, obs: dict[str, Any], *, deterministic: bool = True) -> dict[str, Any]:
+    def act(
+        self, obs: dict[str, Any], *, deterministic: bool | None = None
+    ) -> dict[str, Any]:
         """Actions ``{agent: action}`` for exactly the agents in ``obs``.
+
+        ``deterministic``: arg-max (True) or sampled (False) discrete actions; None follows
+        ``config.sample_actions`` (arg-max by default).
 
         Raises one clear error naming the agent for unknown agents, missing observations,
         wrong shapes or dtypes, NaN/inf values and malformed action masks.
@@ -424,6 +429,8 @@ class MADiffPolicy:
         o_t = cur[idx]
         o_next = plan[samp, idx, :, h + 1]
         out = model.inverse_dynamics(o_t, o_next, idx)
+        if deterministic is None:
+            deterministic = not cfg.sample_actions
         actions = self._decode(present, out, masks, deterministic)
         self._last = {"plan": plan, "present": present, "sample_of": sample_of}
         self._t += 1
@@ -517,13 +524,15 @@ class MADiffPolicy:
         "sampling_steps",
         "eta",
         "temperature",
+        "sample_actions",
     )
 
     def with_sampling(self, **changes: Any) -> MADiffPolicy:
         """The same trained model with other sampling settings (a new policy object).
 
         Allowed keys: ``guidance_weight``, ``target_return``, ``sampler``,
-        ``sampling_steps``, ``eta``, ``temperature``, ``batched_guidance`` (False runs
+        ``sampling_steps``, ``eta``, ``temperature``, ``sample_actions``,
+        ``batched_guidance`` (False runs
         the two guidance terms as two forward passes, as the reference code does) and
         ``traced`` (False runs the sampling loop eagerly instead of as a cached TorchScript
         graph; the results are the same up to float rounding).

@@ -161,6 +161,38 @@ def test_action_masks_are_respected(tmp_path_factory):
     env = make_env(f"{TOY}:make_masked_env", n_agents=2, n_actions=4, max_cycles=7)
     for seed in range(3):
         assert _run_episode(env, policy, seed) == 7
+    sampled = policy.with_sampling(sample_actions=True)  # drawn actions respect masks too
+    for seed in range(3):
+        assert _run_episode(env, sampled, seed) == 7
+
+
+def test_sampled_actions_follow_the_config_and_the_per_call_override(hetero_batch):
+    """``sample_actions=True`` draws discrete actions from the inverse dynamics' softmax:
+    on a reset's first call the plan is the same as the arg-max policy's (same noise), so
+    only the action choice differs; ``deterministic=True`` gives the arg-max back."""
+    policy = MADiffPolicy.train(
+        hetero_batch, TINY.replace(n_steps=5), seed=0, show_progress=False
+    )
+    sampled = policy.with_sampling(sample_actions=True)
+    env = make_env(f"{TOY}:make_hetero_env", max_cycles=6)
+    disc = [a for a in policy.agents if hasattr(env.action_space(a), "n")]
+    assert disc
+    differ = 0
+    for seed in range(20):
+        obs, _ = env.reset(seed=seed)
+        policy.reset(seed=seed)
+        greedy = policy.act(obs)
+        sampled.reset(seed=seed)
+        forced = sampled.act(obs, deterministic=True)
+        assert all(int(forced[a]) == int(greedy[a]) for a in disc)
+        sampled.reset(seed=seed)
+        drawn = sampled.act(obs)
+        differ += sum(int(drawn[a]) != int(greedy[a]) for a in disc)
+        sampled.reset(seed=seed)
+        again = sampled.act(obs)  # reproducible per seed
+        assert all(np.array_equal(again[a], drawn[a]) for a in drawn)
+    # a 5-step model's softmax is near uniform: drawn actions often differ from arg-max
+    assert differ >= 5, differ
 
 
 def test_dying_agents_and_discrete_start(tmp_path_factory):
