@@ -66,6 +66,11 @@ class MADiffConfig:
             heterogeneous agents; cheap otherwise).
         n_diffusion_steps: ``K`` training steps of the forward process.
         schedule, prediction: see ``diffusion_agents.diffusion.GaussianDiffusion``.
+        plan_deltas: diffuse the future part of each window as per-step changes
+            ``o_t+k - o_t+k-1`` scaled to the data's largest change, instead of absolute
+            observations (:meth:`MADiffModel.to_plan`); the planned next observation is the
+            current one plus the generated change. Why: a step moves an MPE observation by
+            ~1 % of its range, below what the absolute-space denoiser resolves.
         inv_hidden: hidden widths of the inverse-dynamics MLP.
         shared_inverse_dynamics: one MLP with an agent-id input (True) or one per agent.
 
@@ -110,6 +115,7 @@ class MADiffConfig:
     n_diffusion_steps: int = 200
     schedule: str = "cosine"
     prediction: str = "x0"
+    plan_deltas: bool = False
     inv_hidden: tuple[int, ...] = (256, 256)
     shared_inverse_dynamics: bool = True
 

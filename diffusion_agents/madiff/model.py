@@ -82,6 +82,9 @@ class MADiffModel(nn.Module):
         self.register_buffer("act_high", torch.ones(a, max(act_dims)))
         self.register_buffer("rtg_low", torch.zeros(max_t + 1))
         self.register_buffer("rtg_high", torch.ones(max_t + 1))
+        if config.plan_deltas:
+            # (agents, obs_dim): 1 / the largest normalized one-step change of the data
+            self.register_buffer("delta_scale", torch.ones(a, d))
         dim_valid = torch.zeros(a, d, dtype=torch.bool)
         for i, di in enumerate(obs_dims):
             dim_valid[i, :di] = True
@@ -117,6 +120,30 @@ class MADiffModel(nn.Module):
         t = t.clamp(max=self.rtg_low.shape[0] - 1)
         lo, hi = self.rtg_low[t], self.rtg_high[t]
         return ((rtg - lo) / (hi - lo).clamp(min=1e-6)).clamp(0.0, 1.0)
+
+    def to_plan(self, w: torch.Tensor) -> torch.Tensor:
+        """Windows ``(..., agents, obs_dim, window)`` of normalized observations -> the space
+        the diffusion model works in.
+
+        Without ``config.plan_deltas`` this is the identity. With it, the history and the
+        current column (``0..h``) stay as they are and each later column ``c`` holds the
+        change ``(w[c] - w[c - 1]) * delta_scale``: in ``[-1, 1]`` for the data's changes.
+        """
+        if not self.config.plan_deltas:
+            return w
+        h = self.config.history
+        change = torch.diff(w[..., h:], dim=-1) * self.delta_scale[:, :, None]
+        return torch.cat([w[..., : h + 1], change], dim=-1)
+
+    def from_plan(self, z: torch.Tensor) -> torch.Tensor:
+        """Inverse of :meth:`to_plan`: the current column plus the running sum of changes."""
+        if not self.config.plan_deltas:
+            return z
+        h = self.config.history
+        future = z[..., h : h + 1] + torch.cumsum(
+            z[..., h + 1 :] / self.delta_scale[:, :, None], dim=-1
+        )
+        return torch.cat([z[..., : h + 1], future], dim=-1)
 
     # -- diffusion network ----------------------------------------------------------------
     def net(
@@ -155,7 +182,7 @@ class MADiffModel(nn.Module):
         ``returns`` ``(batch,)`` scaled; ``drop`` ``(batch,)`` bool condition dropout.
         """
         a = self.n_agents
-        x0 = rearrange(tau, "b a d h -> (b a) d h")
+        x0 = rearrange(self.to_plan(tau), "b a d h -> (b a) d h")
         mask = rearrange(known, "b a d h -> (b a) d h")
         w = rearrange(weights, "b a d h -> (b a) d h")
         r = repeat(returns, "b -> (b a) 1", a=a)
@@ -209,7 +236,7 @@ class MADiffModel(nn.Module):
 
         fn = classifier_free_guidance(net_fn, w, batched=batched_guidance)
         mask = rearrange(known, "s a d h -> (s a) d h")
-        values = rearrange(known_values, "s a d h -> (s a) d h")
+        values = rearrange(self.to_plan(known_values), "s a d h -> (s a) d h")
         x = self.diffusion.sample(
             fn,
             tuple(mask.shape),
@@ -221,7 +248,7 @@ class MADiffModel(nn.Module):
             generator=generator,
             x_T=rearrange(noise, "s a d h -> (s a) d h"),
         )
-        return rearrange(x, "(s a) d h -> s a d h", a=a)
+        return self.from_plan(rearrange(x, "(s a) d h -> s a d h", a=a))
 
     def traced_planner(
         self,

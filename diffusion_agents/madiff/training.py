@@ -86,6 +86,17 @@ def fit_statistics(model: MADiffModel, batch) -> None:
         model.act_high.copy_(torch.as_tensor(act_high, device=dev))
         model.rtg_low.copy_(torch.as_tensor(r_lo, device=dev))
         model.rtg_high.copy_(torch.as_tensor(r_hi, device=dev))
+        if model.config.plan_deltas:
+            # largest normalized change between consecutive observations of a living agent
+            o = model.normalize_obs(torch.as_tensor(batch.obs, device=dev))
+            both = torch.as_tensor(
+                batch.alive[:, 1:] & batch.alive[:, :-1] & valid[:, 1:, None], device=dev
+            )
+            change = (o[:, 1:] - o[:, :-1]).abs() * both[..., None]
+            big = change.amax(dim=(0, 1))  # (A, D)
+            model.delta_scale.copy_(
+                torch.where(big > 1e-6, 1.0 / big.clamp(min=1e-6), torch.ones_like(big))
+            )
 
 
 def prepare_data(model: MADiffModel, batch) -> MADiffData:
