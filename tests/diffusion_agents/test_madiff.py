@@ -145,6 +145,13 @@ def test_heterogeneous_agents_shapes_and_teammate_predictions(
     assert _run_episode(env, hetero_policy, 5) == 6
     a2, _ = hetero_policy.predict(obs, episode_start=True)
     assert set(a2) == set(obs)
+    # change-space plans: padded observation dims stay 0 in the plan
+    deltas = MADiffPolicy.train(
+        hetero_batch, TINY.replace(n_steps=20, plan_deltas=True), show_progress=False
+    )
+    assert _run_episode(env, deltas, 5) == 6
+    plan = deltas._last["plan"]
+    assert (plan[:, ~deltas.model.dim_valid] == 0).all()
 
 
 def test_action_masks_are_respected(tmp_path_factory):
@@ -205,9 +212,12 @@ def test_dying_agents_and_discrete_start(tmp_path_factory):
         kwargs,
         "dying",
     )
-    for mode in ("decentralized", "centralized"):
+    for mode, deltas in (
+        ("decentralized", False), ("centralized", False), ("decentralized", True)
+    ):
         policy = MADiffPolicy.train(
-            batch, TINY.replace(n_steps=20, mode=mode), show_progress=False
+            batch, TINY.replace(n_steps=20, mode=mode, plan_deltas=deltas),
+            show_progress=False,
         )
         env = make_env(f"{TOY}:make_dying_env", **kwargs)
         obs, _ = env.reset(seed=0)
