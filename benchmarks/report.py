@@ -138,6 +138,7 @@ def summarize(
             mx, my = _matrix(table, x, shared, seeds), _matrix(table, y, shared, seeds)
             est = stats.probability_of_improvement(mx, my, reps=reps, seed=seed)
             poi[f"{x} > {y} (on {', '.join(shared)})"] = est.to_dict()
+    paired = paired_differences(results, improvement_pairs(entries), reps=reps, seed=seed)
     data_rows = {}
     for t in tasks:
         r0 = next(r for r in results if task_label(r) == t)
@@ -160,9 +161,55 @@ def summarize(
         "aggregate": aggregate,
         "aggregate_tasks": normalized_tasks,
         "probability_of_improvement": poi,
+        "paired_differences": paired,
         "datasets": data_rows,
         "bootstrap": {"reps": reps, "seed": seed, "ci": 0.95, "kind": "stratified percentile"},
     }
+
+
+def paired_differences(
+    results: list[dict[str, Any]], pairs: list[tuple[str, str]], *,
+    reps: int = stats.DEFAULT_REPS, seed: int = 0,
+) -> dict[str, dict[str, Any]]:
+    """``{"X - Y": {task: {...}}}``: the mean per-episode difference of two entries on the
+    same evaluation episodes (:func:`benchmarks.stats.paired_difference`), for each task
+    where both ran the same seeds on the same env seeds; ``relative`` is the difference
+    over ``|mean of Y|`` (the "+17.3 %" kind of figure), None when Y's mean is near 0."""
+    by_key: dict[tuple[str, str], dict[int, dict[str, Any]]] = defaultdict(dict)
+    for r in results:
+        by_key[(task_label(r), r["entry"])][int(r["run"]["seed"])] = r
+    out: dict[str, dict[str, Any]] = {}
+    for x, y in pairs:
+        rows = {}
+        for t in sorted({task_label(r) for r in results}):
+            rx, ry = by_key.get((t, x), {}), by_key.get((t, y), {})
+            seeds = sorted(set(rx) & set(ry))
+            field = "normalized" if all(
+                rx[s].get("normalized") is not None and ry[s].get("normalized") is not None
+                for s in seeds
+            ) else "returns"
+            xs, ys = [], []
+            for s in seeds:
+                ex, ey = rx[s].get("eval_seeds"), ry[s].get("eval_seeds")
+                if not ex or ex != ey or rx[s].get(field) is None or ry[s].get(field) is None:
+                    continue  # not the same episodes (or no per-episode scores): no pairing
+                xs.append(np.asarray(rx[s][field], np.float64))
+                ys.append(np.asarray(ry[s][field], np.float64))
+            if not xs:
+                continue
+            est = stats.paired_difference(xs, ys, reps=reps, seed=seed)
+            base = float(np.mean([v.mean() for v in ys]))
+            rows[t] = {
+                **est.to_dict(),
+                "unit": "normalized" if field == "normalized" else "return",
+                "seeds": len(xs),
+                "episodes": int(sum(v.size for v in xs)),
+                "mean_y": base,
+                "relative": est.value / abs(base) if abs(base) > 1e-6 else None,
+            }
+        if rows:
+            out[f"{x} - {y}"] = rows
+    return out
 
 
 def _norm(value: float, info: dict[str, Any]) -> float | None:
@@ -198,6 +245,24 @@ def leaderboard_markdown(summary: dict[str, Any], *, title: str, footer: str = "
         lines += ["| comparison | P(X > Y) [95% CI] |", "| --- | --- |"]
         for k, v in summary["probability_of_improvement"].items():
             lines.append(f"| {k} | {_fmt(v, 2)} |")
+        lines.append("")
+    paired = summary.get("paired_differences") or {}
+    if paired:
+        lines += [
+            "Paired differences: mean of X − Y over the same evaluation episodes (same env "
+            "seeds), 95 % CI resampling seeds, then episodes within seeds; relative = "
+            "difference / |mean of Y|.",
+            "",
+            "| comparison | task | X − Y [95% CI] | relative | seeds × episodes |",
+            "| --- | --- | --- | --- | --- |",
+        ]
+        for k, by_task in paired.items():
+            for t, d in by_task.items():
+                rel = "–" if d["relative"] is None else f"{100 * d['relative']:+.1f} %"
+                lines.append(
+                    f"| {k} | {t} | {_fmt(d)} | {rel} | {d['seeds']} × "
+                    f"{d['episodes'] // max(d['seeds'], 1)} |"
+                )
         lines.append("")
     for t in summary["tasks"]:
         rows = summary["per_task"][t]

@@ -120,3 +120,61 @@ def test_improvement_of_an_entry_run_on_some_tasks_uses_the_shared_tasks():
     (key, est), = [(k, v) for k, v in poi.items() if k.startswith("bc+eaq > bc")]
     assert "(on " in key and "a:" in key and "b:" not in key
     assert est["value"] == 1.0
+
+
+def test_paired_difference_hand_computed_and_seeded():
+    x = [np.array([3.0, 5.0, 7.0]), np.array([1.0, 1.0])]
+    y = [np.array([1.0, 4.0, 5.0]), np.array([0.0, 2.0])]
+    est = stats.paired_difference(x, y, reps=500, seed=0)
+    # per-seed mean differences 5/3 and 0, averaged over seeds
+    assert est.value == pytest.approx((5 / 3 + 0.0) / 2)
+    assert est.low <= est.value <= est.high
+    again = stats.paired_difference(x, y, reps=500, seed=0)
+    assert (again.low, again.high) == (est.low, est.high)
+    # a constant shift has a zero-width interval at the shift
+    same = stats.paired_difference([np.arange(5.0) + 2], [np.arange(5.0)], reps=200)
+    assert (same.value, same.low, same.high) == (2.0, 2.0, 2.0)
+
+
+def test_pairing_removes_the_shared_episode_noise():
+    # two algorithms 1 point apart on episodes whose start states swing scores by +-50:
+    # the paired interval must exclude 0 though the per-algorithm means overlap widely
+    rng = np.random.default_rng(0)
+    starts = [rng.normal(0, 50, 200) for _ in range(3)]
+    x = [s + 1.0 + rng.normal(0, 0.5, 200) for s in starts]
+    y = [s + rng.normal(0, 0.5, 200) for s in starts]
+    est = stats.paired_difference(x, y, reps=1000, seed=0)
+    assert est.low > 0.5 and est.high < 1.5
+    unpaired = stats.per_task_estimates(np.array([v.mean() for v in x]), reps=1000)["mean"]
+    assert unpaired.high - unpaired.low > 5.0
+
+
+def test_paired_difference_refuses_mismatched_episodes():
+    with pytest.raises(ValueError, match="seed 0"):
+        stats.paired_difference([np.ones(3)], [np.ones(4)])
+    with pytest.raises(ValueError, match="same number"):
+        stats.paired_difference([np.ones(3)], [np.ones(3), np.ones(3)])
+    with pytest.raises(ValueError, match="NaN"):
+        stats.paired_difference([np.array([1.0, np.nan])], [np.ones(2)])
+
+
+def test_summary_pairs_only_runs_on_the_same_episodes():
+    from benchmarks.report import leaderboard_markdown, summarize
+
+    def result(entry, seed, scores, eval_seeds):
+        return {
+            "run": {"task": "a", "dataset": "d/a-v0", "seed": seed}, "entry": entry,
+            "mean_normalized": float(np.mean(scores)), "mean_return": 0.0,
+            "normalized": list(scores), "returns": list(scores), "eval_seeds": eval_seeds,
+            "win_rate": None, "train_seconds": 0.0,
+        }
+
+    results = [
+        result("bc", 0, [10.0, 20.0], [1, 2]), result("bc+eaq", 0, [12.0, 22.0], [1, 2]),
+        result("bc", 1, [10.0, 20.0], [3, 4]), result("bc+eaq", 1, [50.0, 60.0], [5, 6]),
+    ]
+    summary = summarize(results, {}, reps=200)
+    d = summary["paired_differences"]["bc+eaq - bc"]["a:a-v0"]
+    assert d["seeds"] == 1 and d["value"] == 2.0  # seed 1 ran other episodes: left out
+    assert d["relative"] == pytest.approx(2.0 / 15.0)
+    assert "bc+eaq - bc" in leaderboard_markdown(summary, title="t")
