@@ -57,7 +57,9 @@ def save_checkpoint(
 ) -> Path:
     """Write ``tensors`` and ``meta`` (JSON-serializable) to ``path`` atomically."""
     path = Path(path)
-    tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+    # own copies: parameters may be views of one flat storage (FlatParameters), which
+    # safetensors refuses as shared memory
+    tensors = {k: v.detach().to("cpu", copy=True).contiguous() for k, v in tensors.items()}
     header = {
         "format": FORMAT,
         "kind": kind,

@@ -44,6 +44,7 @@ from diffusion_agents.checkpoint import (
 from diffusion_agents.madiff.config import MADiffConfig
 from diffusion_agents.madiff.model import MADiffModel
 from diffusion_agents.madiff.training import (
+    FlatParameters,
     fit,
     fit_statistics,
     make_ema,
@@ -179,8 +180,9 @@ class MADiffPolicy:
         model = cls._build_model(config, dims, config.seed).to(device)
         fit_statistics(model, batch)
         data = prepare_data(model, batch)
-        optimizer = make_optimizer(model, config)
-        ema = make_ema(model, config)
+        flat = FlatParameters(model)
+        optimizer = make_optimizer(flat, config)
+        ema = make_ema(model, flat, config)
         generator = torch.Generator().manual_seed(config.seed)
         start = 0
         info = {
@@ -219,6 +221,7 @@ class MADiffPolicy:
             model,
             data,
             config,
+            flat=flat,
             optimizer=optimizer,
             ema=ema,
             generator=generator,
@@ -275,7 +278,13 @@ class MADiffPolicy:
         for key, value in _strip(tensors, "train.opt.").items():
             idx, name = key.split(".", 1)
             opt_state["state"].setdefault(int(idx), {})[name] = value
-        optimizer.load_state_dict(opt_state)
+        try:
+            optimizer.load_state_dict(opt_state)
+        except ValueError as exc:  # e.g. a checkpoint from before the flat parameters
+            raise CheckpointError(
+                f"Cannot resume from {str(ckpt)!r}: its optimizer state does not fit this "
+                f"version's optimizer ({exc}); pass resume=False or another checkpoint_path."
+            ) from None
         generator.set_state(tensors["train.rng"])
         return int(meta["train_step"])
 

@@ -10,9 +10,12 @@ import dataclasses
 from collections.abc import Iterator
 
 import numpy as np
+from typing import Any
+
 import torch
 from einops import rearrange
 from ema_pytorch import EMA
+from torch import nn
 
 from diffusion_agents.madiff.config import MADiffConfig
 from diffusion_agents.madiff.model import MADiffModel
@@ -190,20 +193,95 @@ def sample_batch(
     return out
 
 
-def make_optimizer(model: MADiffModel, config: MADiffConfig) -> torch.optim.Optimizer:
-    # fused AdamW: one kernel for all ~120 small tensors (the per-tensor loop cost ~15% of a
-    # step on 2 CPU cores)
+class FlatParameters:
+    """A module's parameters as views of one flat tensor, their gradients as views of another.
+
+    AdamW, gradient clipping and the EMA update then each run as one kernel over one tensor
+    instead of a loop over ~120 small ones. Measured on the 2-core CPU (2 threads, per step,
+    same process, medians over 210 steps; ``horizon=6`` / ``21``): clipping 0.80 -> 0.41 ms,
+    fused AdamW 1.17 -> 0.35 ms, EMA 0.98 -> 0.11 ms; 63.8 -> 75.6 and 38.5 -> 42.3 compiled
+    training steps per second. The module keeps its ``Parameter`` objects (only their
+    storage moves), so its state dict, ``torch.compile`` and the EMA copy work as before.
+
+    Autograd accumulates into the existing ``.grad`` views in place, so gradients must be
+    cleared with :meth:`zero_grad`, never by setting them to None.
+    """
+
+    def __init__(self, module: nn.Module, *, with_grad: bool = True) -> None:
+        params = list(module.parameters())
+        if not params:
+            raise ValueError("FlatParameters needs a module with parameters.")
+        first = params[0]
+        if any(p.dtype != first.dtype or p.device != first.device for p in params):
+            raise ValueError("FlatParameters needs parameters of one dtype on one device.")
+        n = sum(p.numel() for p in params)
+        self.data = torch.empty(n, dtype=first.dtype, device=first.device)
+        self.grad = torch.zeros_like(self.data) if with_grad else None
+        self.shapes = [tuple(p.shape) for p in params]
+        off = 0
+        with torch.no_grad():
+            for p in params:
+                k = p.numel()
+                self.data[off : off + k].copy_(p.reshape(-1))
+                p.data = self.data[off : off + k].view_as(p)
+                if with_grad:
+                    p.grad = self.grad[off : off + k].view_as(p)
+                off += k
+        # the one tensor the optimizer steps: it shares the flat storage
+        self.param = nn.Parameter(self.data, requires_grad=with_grad)
+        if with_grad:
+            self.param.grad = self.grad
+
+    def zero_grad(self) -> None:
+        self.grad.zero_()
+
+
+class FlatEMA(EMA):
+    """ema-pytorch's ``EMA`` (same step counting, warm-up and decay schedule) whose update is
+    one ``lerp_`` over the flat parameters (see :class:`FlatParameters`).
+
+    Buffers (the normalization statistics, fixed before training) are copied, not averaged.
+    """
+
+    def __init__(self, model: nn.Module, online: FlatParameters, **kwargs: Any) -> None:
+        super().__init__(model, **kwargs)
+        self.online = online
+        self.flat = FlatParameters(self.ema_model, with_grad=False)
+        if self.flat.shapes != online.shapes:
+            raise ValueError("FlatEMA: the EMA copy's parameters do not match the model's.")
+
+    def _copy_buffers(self) -> None:
+        for mine, theirs in zip(self.ema_model.buffers(), self.model.buffers()):
+            mine.data.copy_(theirs.data)
+
+    def copy_params_from_model_to_ema(self) -> None:
+        with torch.no_grad():
+            self.flat.data.copy_(self.online.data)
+            self._copy_buffers()
+
+    @torch.no_grad()
+    def update_moving_average(self, ma_model, current_model, current_decay=None) -> None:
+        if self.is_frozen:
+            return
+        decay = self.get_current_decay() if current_decay is None else current_decay
+        self.flat.data.lerp_(self.online.data, 1.0 - decay)
+        self._copy_buffers()
+
+
+def make_optimizer(flat: FlatParameters, config: MADiffConfig) -> torch.optim.Optimizer:
+    """Fused AdamW over the one flat parameter tensor."""
     return torch.optim.AdamW(
-        model.parameters(),
+        [flat.param],
         lr=config.learning_rate,
         weight_decay=config.weight_decay,
         fused=True,
     )
 
 
-def make_ema(model: MADiffModel, config: MADiffConfig) -> EMA:
-    return EMA(
+def make_ema(model: MADiffModel, flat: FlatParameters, config: MADiffConfig) -> FlatEMA:
+    return FlatEMA(
         model,
+        flat,
         beta=config.ema_decay,
         update_after_step=config.ema_start,
         update_every=config.ema_update_every,
@@ -216,6 +294,7 @@ def fit(
     data: MADiffData,
     config: MADiffConfig,
     *,
+    flat: FlatParameters,
     optimizer: torch.optim.Optimizer,
     ema: EMA,
     generator: torch.Generator,
@@ -228,7 +307,6 @@ def fit(
     untouched, and the eager forward is restored when the generator ends.
     """
     model.train()
-    params = [p for p in model.parameters() if p.requires_grad]
     if config.compile:
         # an instance attribute shadows nn.Module.forward for this module only (not the EMA
         # copy the policy acts with, made before); state_dict() does not see it. The
@@ -236,14 +314,14 @@ def fit(
         model.unet.channels_last_training = True
         model.unet.forward = torch.compile(model.unet.forward, dynamic=False)
     try:
-        yield from _steps(model, data, config, optimizer, ema, generator, params, start_step)
+        yield from _steps(model, data, config, flat, optimizer, ema, generator, start_step)
     finally:
         if config.compile:
             del model.unet.forward
             model.unet.channels_last_training = False
 
 
-def _steps(model, data, config, optimizer, ema, generator, params, start_step):
+def _steps(model, data, config, flat, optimizer, ema, generator, start_step):
     for step in range(start_step, config.n_steps):
         batch = sample_batch(data, config, generator, model.dim_valid)
         diff_loss = model.diffusion_loss(
@@ -262,16 +340,18 @@ def _steps(model, data, config, optimizer, ema, generator, params, start_step):
             batch["inv_masks"],
         )
         loss = diff_loss + config.inv_loss_weight * inv_loss
-        optimizer.zero_grad(set_to_none=True)
+        flat.zero_grad()
         loss.backward()
         if config.grad_clip:
-            torch.nn.utils.clip_grad_norm_(params, config.grad_clip, foreach=True)
+            torch.nn.utils.clip_grad_norm_([flat.param], config.grad_clip)
         optimizer.step()
         ema.update()
         yield step + 1, {"loss": diff_loss.item(), "inv_loss": inv_loss.item()}
 
 
 __all__ = [
+    "FlatEMA",
+    "FlatParameters",
     "MADiffData",
     "fit",
     "fit_statistics",
