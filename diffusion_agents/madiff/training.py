@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
-
-import numpy as np
 from typing import Any
 
+import numpy as np
 import torch
 from einops import rearrange
 from ema_pytorch import EMA
