@@ -234,6 +234,14 @@ class FlatParameters:
     def zero_grad(self) -> None:
         self.grad.zero_()
 
+    def clip_grad_norm_(self, max_norm: float) -> torch.Tensor:
+        """``torch.nn.utils.clip_grad_norm_`` on the flat gradient, without its per-call
+        grouping by device and dtype (0.4 ms of bookkeeping per step for one tensor);
+        same formula: scale by ``min(1, max_norm / (norm + 1e-6))``."""
+        norm = torch.linalg.vector_norm(self.grad)
+        self.grad.mul_((max_norm / (norm + 1e-6)).clamp(max=1.0))
+        return norm
+
 
 class FlatEMA(EMA):
     """ema-pytorch's ``EMA`` (same step counting, warm-up and decay schedule) whose update is
@@ -342,7 +350,7 @@ def _steps(model, data, config, flat, optimizer, ema, generator, start_step):
         flat.zero_grad()
         loss.backward()
         if config.grad_clip:
-            torch.nn.utils.clip_grad_norm_([flat.param], config.grad_clip)
+            flat.clip_grad_norm_(config.grad_clip)
         optimizer.step()
         ema.update()
         yield step + 1, {"loss": diff_loss.item(), "inv_loss": inv_loss.item()}

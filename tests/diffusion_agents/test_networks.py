@@ -62,3 +62,20 @@ def test_unet_training_and_inference_layouts_agree():
         infer_out = net(x, t, cond, drop)
     assert train_out.shape == (6, 5, 7)
     torch.testing.assert_close(train_out.detach(), infer_out, rtol=1e-5, atol=1e-5)
+
+
+def test_agent_attention_broadcast_form_matches_matmuls_with_gradients():
+    from diffusion_agents.networks import AgentAttention
+
+    torch.manual_seed(0)
+    att = AgentAttention(16, n_agents=3, heads=4)
+    q = torch.randn(10, 3, 16, requires_grad=True)
+    pad = torch.zeros(10, 3, dtype=torch.bool)
+    pad[2, 1] = True
+    ref = att._attend(q, pad)
+    out = att._attend(q, pad, broadcast=True)
+    torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-6)
+    g = torch.randn_like(out)
+    (g_ref,) = torch.autograd.grad(ref, q, g)
+    (g_out,) = torch.autograd.grad(out, q, g)
+    torch.testing.assert_close(g_out, g_ref, rtol=1e-5, atol=1e-6)
