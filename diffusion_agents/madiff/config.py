@@ -57,7 +57,11 @@ class MADiffConfig:
     Model:
         mode: ``"decentralized"`` (MADiff-D) or ``"centralized"`` (MADiff-C).
         history: ``h``, past observations inpainted besides the current one.
-        horizon: ``H``, future observations generated.
+        horizon: ``H``, future observations generated. 21 (a window of 23 steps, most of
+            an MPE episode of 25): on MPE spread ``medium-v0`` (3 seeds x 500 paired
+            episodes, 5,000 steps) horizons 6 / 14 / 21 scored 35.2 / 43.2 / 53.3, against
+            38.4 for sampled BC (README); the return-to-go the model is conditioned on is
+            then nearly a function of the window it generates.
         base_width, dim_mults: U-Net width and multipliers (reference: 128, (1, 4, 8)).
         kernel_size: temporal convolution width.
         agent_attention: cross-agent attention; False gives independent diffusers.
@@ -77,7 +81,10 @@ class MADiffConfig:
     Returns and guidance:
         gamma: discount of the return-to-go.
         condition_dropout: probability of training a sample unconditionally.
-        guidance_weight: ``w``; 1 = conditional only (one pass), 0 = unconditional.
+        guidance_weight: ``w``; 1 = conditional only (one pass, the default), 0 =
+            unconditional, > 1 extrapolates (two terms, batched). At 10,000 steps on MPE
+            spread ``medium-v0``: w = 1 scored 62.3 against 62.8 for w = 1.2 at 60 % of the
+            act cost, and 58.2 unconditional (README).
         target_return: scaled return asked for at ``act`` time (in ``[0, 1]``).
 
     Sampling:
@@ -105,7 +112,7 @@ class MADiffConfig:
 
     mode: str = "decentralized"
     history: int = 1
-    horizon: int = 6
+    horizon: int = 21
     base_width: int = 32
     dim_mults: tuple[int, ...] = (1, 2)
     kernel_size: int = 3
@@ -121,7 +128,7 @@ class MADiffConfig:
 
     gamma: float = 0.99
     condition_dropout: float = 0.25
-    guidance_weight: float = 1.2
+    guidance_weight: float = 1.0
     target_return: float = 0.9
 
     sampler: str = "ddim"
