@@ -220,25 +220,43 @@ def bootstrap_mean(per_seed: list[np.ndarray], reps: int = 2000, seed: int = 0):
 
 
 PAIRED_DDPM = "madiff-d minus 200-step DDPM (paired episodes)"
+# (row, minus this row): differences on the same evaluation episodes of the same seeds
+PAIRED = (
+    ("madiff-d", "bc, sampled actions"),
+    ("madiff-d", "bc"),
+    ("madiff-d", "madiff-d, guidance off (w=0)"),
+)
+
+
+def _paired_rows(rows: dict[str, list[np.ndarray]]) -> dict[str, tuple[list, tuple]]:
+    """Paired differences (two-level bootstrap, ``benchmarks.stats``): name -> (seeds, est)."""
+    from benchmarks.stats import paired_difference
+
+    out = {}
+    for a, b in PAIRED:
+        if a in rows and b in rows and len(rows[a]) == len(rows[b]):
+            e = paired_difference(rows[a], rows[b])
+            out[f"{a} minus {b} (paired episodes)"] = (rows[a], (e.value, e.low, e.high))
+    ddpm = rows.get("madiff-d, 200-step DDPM")
+    if ddpm:
+        # the DDPM episodes replay the first episodes' env seeds of the same trained model:
+        # the paired difference bounds what the few-step sampler loses
+        few = [np.asarray(f[: len(r)]) for f, r in zip(rows["madiff-d"], ddpm)]
+        e = paired_difference(few, [np.asarray(r) for r in ddpm])
+        out[PAIRED_DDPM] = (ddpm, (e.value, e.low, e.high))
+    return out
 
 
 def _print_table(title, rows, dataset_scores, teammate):
     table = {k: bootstrap_mean(v) for k, v in rows.items()}
     table["dataset (behaviour policy)"] = bootstrap_mean([np.asarray(dataset_scores)])
-    ddpm = rows.get("madiff-d, 200-step DDPM")
-    if ddpm:
-        # the DDPM episodes replay the first episodes' env seeds of the same trained model:
-        # the paired difference bounds what the few-step sampler loses
-        diffs = [
-            np.asarray(few[: len(ref)]) - np.asarray(ref)
-            for few, ref in zip(rows["madiff-d"], ddpm)
-        ]
-        table[PAIRED_DDPM] = bootstrap_mean(diffs)
+    paired = _paired_rows(rows)
+    table.update({k: est for k, (_, est) in paired.items()})
     print("\n" + title)
     print("| policy | normalized score | 95% CI | seeds |")
     print("| --- | --- | --- | --- |")
     for k, (m, lo, hi) in table.items():
-        seeds = rows.get(k, ddpm if k == PAIRED_DDPM else None)
+        seeds = rows.get(k, paired[k][0] if k in paired else None)
         print(f"| {k} | {m:.1f} | [{lo:.1f}, {hi:.1f}] | {len(seeds) if seeds else '-'} |")
     teammate = [t for t in teammate if t]
     if teammate:
