@@ -159,7 +159,11 @@ class EAQAugmenter:
         step_mask = torch.as_tensor(steps, device=dev)
         model = self.model
         opt = torch.optim.Adam(model.net.parameters(), lr=cfg.learning_rate)
-        q_opt = torch.optim.Adam(model.q.parameters(), lr=cfg.q_learning_rate)
+        # Q_phi and the dynamics model (when used) learn from the real data only
+        aux = list(model.q.parameters()) + (
+            list(model.dyn.parameters()) if model.dyn is not None else []
+        )
+        q_opt = torch.optim.Adam(aux, lr=cfg.q_learning_rate)
         gen = torch.Generator().manual_seed(cfg.seed)
         E = data.shape[0]
         bar = tqdm(range(cfg.n_steps), desc="EAQ fit", disable=not show_progress)
@@ -169,10 +173,12 @@ class EAQAugmenter:
             losses = model.losses(
                 data[idx], step_mask[idx], q_weight=lam,
                 temperature=cfg.action_temperature, generator=gen,
+                # the dynamics model, like Q_phi, first learns alone from the real data
+                dynamics_weight=cfg.dynamics_weight if step >= cfg.q_warmup_steps else 0.0,
             )
             opt.zero_grad(set_to_none=True)
             q_opt.zero_grad(set_to_none=True)
-            (losses["model"] + losses["q_fit"]).backward()
+            (losses["model"] + losses["q_fit"] + losses.get("dyn_fit", 0.0)).backward()
             # q_fit only reaches Q_phi; L_Qtot only reaches f_theta (Q_phi frozen in it).
             opt.step()
             q_opt.step()

@@ -44,6 +44,11 @@ class EAQConfig:
         q_hidden: width of the Q-total MLP (two hidden layers).
         q_warmup_steps: steps during which only ``Q_phi`` learns from the real data before
             ``L_Qtot`` switches on (an untrained ``Q`` gives no useful direction).
+        dynamics_weight: weight of ``L_dyn``, the dynamics-consistency penalty: a one-step
+            model of the observation rows is fitted on the real transitions, and ``f_theta``'s
+            estimate is penalized where consecutive columns disagree with it (error relative
+            to the mean squared real one-step change). 0 (the default) disables it and the
+            model it needs; an extension of the paper (docs/eaq.md).
         action_temperature: temperature of the soft one-hot relaxation in ``L_Qtot``.
         gamma: discount of the return-to-go (Q-total) row; 1.0 = undiscounted, as in EAQ.
         obs_deltas: give each step's observation change rows of its own and rebuild the
@@ -74,6 +79,7 @@ class EAQConfig:
     q_learning_rate: float = 1e-3
     q_hidden: int = 256
     q_warmup_steps: int = 200
+    dynamics_weight: float = 0.0
     action_temperature: float = 0.2
     gamma: float = 1.0
     obs_deltas: bool = False
@@ -108,6 +114,8 @@ class EAQConfig:
             )
         if not 0.0 < self.gamma <= 1.0:
             raise ValueError(f"gamma must be in (0, 1], got {self.gamma}.")
+        if self.dynamics_weight < 0:
+            raise ValueError(f"dynamics_weight must be >= 0, got {self.dynamics_weight}.")
         if self.action_temperature <= 0:
             raise ValueError(f"action_temperature must be > 0, got {self.action_temperature}.")
         if self.range_margin < 0:
