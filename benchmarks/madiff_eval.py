@@ -301,6 +301,7 @@ def _merge(args) -> int:
     table = _print_table(title, rows, first["dataset_scores"], teammate)
     out = {
         "merged": args.merge,
+        "per_seed": {k: [float(x.mean()) for x in v] for k, v in rows.items()},
         "table": {
             k: {"mean": m, "low": lo, "high": hi} for k, (m, lo, hi) in table.items()
         },
