@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from diffusion_agents.eaq import EAQAugmenter, EAQConfig
-from tests.diffusion_agents.test_eaq_qtotal import TowardsOrAway
-from wrappers import load_episodes, record_dataset
+from tests.diffusion_agents.test_eaq_qtotal import record_towards_or_away
+from wrappers import load_episodes
 
 
 def kinematic_error(batch) -> float:
@@ -36,11 +36,7 @@ DW = 0.001  # the weight measured on MPE spread medium (docs/eaq.md)
 
 
 def test_dynamics_weight_makes_synthetic_steps_follow_the_kinematics():
-    ds = record_dataset(
-        "mpe2/simple_spread_v3", TowardsOrAway(seed=0), 60, "mpe2/spread2/kinematics-v0",
-        env_kwargs={"N": 2, "max_cycles": 10}, ref_min_score=-10.0, ref_max_score=0.0,
-        show_progress=False,
-    )
+    ds = record_towards_or_away("mpe2/spread2/kinematics-v0", 60, max_cycles=10)
     real = load_episodes(ds)
     assert kinematic_error(real) < 1e-5
     base = EAQConfig(
@@ -67,11 +63,7 @@ def test_dynamics_weight_makes_synthetic_steps_follow_the_kinematics():
 def test_dynamics_weight_round_trips_and_is_validated(tmp_path):
     with pytest.raises(ValueError, match="dynamics_weight"):
         EAQConfig(dynamics_weight=-1.0)
-    ds = record_dataset(
-        "mpe2/simple_spread_v3", TowardsOrAway(seed=1), 6, "mpe2/spread2/kin-save-v0",
-        env_kwargs={"N": 2, "max_cycles": 5}, ref_min_score=-10.0, ref_max_score=0.0,
-        show_progress=False,
-    )
+    ds = record_towards_or_away("mpe2/spread2/kin-save-v0", 6, max_cycles=5, seed=1)
     cfg = EAQConfig(
         n_steps=3, batch_size=4, dim=8, q_hidden=16, q_warmup_steps=1, n_diffusion_steps=10,
         sample_steps=2, dynamics_weight=0.5,

@@ -42,12 +42,17 @@ class TowardsOrAway:
         return out
 
 
-def test_q_total_guidance_raises_the_return_of_synthetic_episodes():
-    ds = record_dataset(
-        "mpe2/simple_spread_v3", TowardsOrAway(seed=0), 60, "mpe2/spread2/bimodal-v0",
-        env_kwargs={"N": 2, "max_cycles": 6}, ref_min_score=-10.0, ref_max_score=0.0,
+def record_towards_or_away(dataset_id: str, episodes: int, max_cycles: int, seed: int = 0):
+    """A 2-agent MPE spread dataset recorded with :class:`TowardsOrAway`."""
+    return record_dataset(
+        "mpe2/simple_spread_v3", TowardsOrAway(seed=seed), episodes, dataset_id,
+        env_kwargs={"N": 2, "max_cycles": max_cycles}, ref_min_score=-10.0, ref_max_score=0.0,
         show_progress=False,
     )
+
+
+def test_q_total_guidance_raises_the_return_of_synthetic_episodes():
+    ds = record_towards_or_away("mpe2/spread2/bimodal-v0", 60, max_cycles=6)
     real = load_episodes(ds)
     base = EAQConfig(
         n_steps=300, batch_size=32, dim=16, dim_mults=(1, 2), q_hidden=64,
