@@ -84,7 +84,7 @@ class MADiffConfig:
         guidance_weight: ``w``; 1 = conditional only (one pass, the default), 0 =
             unconditional, > 1 extrapolates (two terms, batched). At 10,000 steps on MPE
             spread ``medium-v0``: w = 1 scored 62.2 against 62.8 for w = 1.2 at 60 % of the
-            act cost, and 58.2 unconditional (README).
+            act cost, and 58.1 unconditional (README).
         target_return: scaled return asked for at ``act`` time (in ``[0, 1]``).
 
     Sampling:
