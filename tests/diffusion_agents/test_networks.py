@@ -64,18 +64,20 @@ def test_unet_training_and_inference_layouts_agree():
     torch.testing.assert_close(train_out.detach(), infer_out, rtol=1e-5, atol=1e-5)
 
 
-def test_agent_attention_broadcast_form_matches_matmuls_with_gradients():
+def test_agent_attention_channels_last_form_matches_with_gradients_and_masks():
     from diffusion_agents.networks import AgentAttention
 
     torch.manual_seed(0)
     att = AgentAttention(16, n_agents=3, heads=4)
-    q = torch.randn(10, 3, 16, requires_grad=True)
-    pad = torch.zeros(10, 3, dtype=torch.bool)
-    pad[2, 1] = True
-    ref = att._attend(q, pad)
-    out = att._attend(q, pad, broadcast=True)
+    x = torch.randn(4 * 3, 16, 5, requires_grad=True)  # (batch * agents, c, horizon)
+    mask = torch.ones(4, 3, dtype=torch.bool)
+    mask[1, 2] = False
+    mask[3] = False  # every agent absent: attends to everything, no NaN
+    ref = att(x, mask)
+    out = att(x.transpose(1, 2), mask, cl=True).transpose(1, 2)
+    assert torch.isfinite(out).all()
     torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-6)
     g = torch.randn_like(out)
-    (g_ref,) = torch.autograd.grad(ref, q, g)
-    (g_out,) = torch.autograd.grad(out, q, g)
+    (g_ref,) = torch.autograd.grad(ref, x, g)
+    (g_out,) = torch.autograd.grad(out, x, g)
     torch.testing.assert_close(g_out, g_ref, rtol=1e-5, atol=1e-6)
