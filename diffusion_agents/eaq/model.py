@@ -128,12 +128,14 @@ class EAQModel(nn.Module):
                 hidden=config.q_hidden,
             )
             # per observation row, the agent's alive row: a transition counts only while
-            # that agent lives at t and t + 1
+            # that agent lives at t and t + 1 (None when some agent has no alive row: then
+            # every step inside the episode counts)
             alive_of = {s.agent: s.start for s in layout.segments if s.kind == "alive"}
             obs_agent = [s.agent for s in layout.segments if s.kind == "obs" for _ in range(s.size)]
+            alive_rows = [alive_of.get(a, -1) for a in obs_agent]
             self.register_buffer(
                 "obs_alive_rows",
-                torch.as_tensor([alive_of.get(a, -1) for a in obs_agent], dtype=torch.long),
+                torch.as_tensor(alive_rows, dtype=torch.long) if min(alive_rows) >= 0 else None,
                 persistent=False,
             )
         else:
@@ -224,9 +226,8 @@ class EAQModel(nn.Module):
         # (batch, obs rows, horizon - 1): a transition t -> t+1 inside the episode, with the
         # row's agent alive at both ends (binary rows are normalized to -1 / +1)
         w = (step_mask[:, None, 1:] & step_mask[:, None, :-1]).to(x0.dtype)
-        alive_rows = self.obs_alive_rows
-        if bool((alive_rows >= 0).all()):
-            alive = x0[:, alive_rows, :] > 0
+        if self.obs_alive_rows is not None:
+            alive = x0[:, self.obs_alive_rows, :] > 0
             w = w * (alive[..., 1:] & alive[..., :-1]).to(x0.dtype)
         denom = w.sum().clamp(min=1.0)
         real_change = dyn.change(x0)
