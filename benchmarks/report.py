@@ -394,6 +394,16 @@ def _save(fig, path: Path) -> None:
     tmp.replace(path)
 
 
+def run_commits(results: list[dict[str, Any]]) -> list[str]:
+    """Short commit ids of the runs, each once, in first-seen order ("?" where unknown).
+
+    A resumed grid mixes runs made at different commits, so the report names all of them.
+    """
+    return list(
+        dict.fromkeys((r.get("versions", {}).get("git_commit") or "?")[:10] for r in results)
+    )
+
+
 def write_reports(
     out_dir: Path, config, results: list[dict[str, Any]], infos: dict[str, dict[str, Any]],
     *, reps: int = stats.DEFAULT_REPS, plots: bool = True, command: str | None = None,
@@ -413,10 +423,11 @@ def write_reports(
     write_json_atomic(out_dir / "summary.json", summary)
     v = results[0].get("versions", {})
     total = len(config.runs())
+    commits = run_commits(results)
     footer = (
         f"{len(results)}/{total} runs finished; {config.eval_episodes} evaluation episodes per "
-        f"run. Machine: {v.get('machine')}; torch {v.get('torch')}, commit "
-        f"{(v.get('git_commit') or '?')[:10]}."
+        f"run. Machine: {v.get('machine')}; torch {v.get('torch')}, "
+        f"{'commit' if len(commits) == 1 else 'commits'} {', '.join(commits)}."
     )
     if command:
         footer += f"\n\nCommand: `{command}`"

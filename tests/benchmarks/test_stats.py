@@ -178,3 +178,15 @@ def test_summary_pairs_only_runs_on_the_same_episodes():
     assert d["seeds"] == 1 and d["value"] == 2.0  # seed 1 ran other episodes: left out
     assert d["relative"] == pytest.approx(2.0 / 15.0)
     assert "bc+eaq - bc" in leaderboard_markdown(summary, title="t")
+
+
+def test_run_commits_names_every_commit_once():
+    from benchmarks.report import run_commits
+
+    runs = [
+        {"versions": {"git_commit": "b72d5f8837aa"}},
+        {"versions": {"git_commit": "7f1fb502b41f"}},
+        {"versions": {"git_commit": "b72d5f8837aa"}},
+        {"versions": {}},
+    ]
+    assert run_commits(runs) == ["b72d5f8837", "7f1fb502b4", "?"]
