@@ -328,8 +328,31 @@ def fit(
             model.unet.channels_last_training = False
 
 
+def inverse_ranges(model: MADiffModel, flat: FlatParameters) -> list[tuple[int, int]]:
+    """``(start, end)`` ranges of the inverse-dynamics parameters inside ``flat.data``."""
+    inv = model.inv if model.inv is not None else model.inv_per_agent
+    ids = {id(p) for p in inv.parameters()}
+    ranges, off = [], 0
+    for p in model.parameters():
+        n = p.numel()
+        if id(p) in ids:
+            if ranges and ranges[-1][1] == off:
+                ranges[-1] = (ranges[-1][0], off + n)
+            else:
+                ranges.append((off, off + n))
+        off += n
+    if off != flat.data.numel():
+        raise ValueError("inverse_ranges: the model's parameters do not match the flat tensor.")
+    return ranges
+
+
 def _steps(model, data, config, flat, optimizer, ema, generator, start_step):
+    frozen = None  # (ranges, values) of the inverse dynamics once it stops training
     for step in range(start_step, config.n_steps):
+        train_inv = config.inverse_steps is None or step < config.inverse_steps
+        if not train_inv and frozen is None:
+            ranges = inverse_ranges(model, flat)
+            frozen = (ranges, [flat.data[a:b].clone() for a, b in ranges])
         batch = sample_batch(data, config, generator, model.dim_valid)
         diff_loss = model.diffusion_loss(
             batch["tau"],
@@ -339,21 +362,31 @@ def _steps(model, data, config, flat, optimizer, ema, generator, start_step):
             batch["drop"],
             generator=generator,
         )
-        inv_loss = model.inverse_loss(
-            batch["inv_o"],
-            batch["inv_next"],
-            batch["inv_agent"],
-            batch["inv_actions"],
-            batch["inv_masks"],
-        )
-        loss = diff_loss + config.inv_loss_weight * inv_loss
+        loss = diff_loss
+        if train_inv:
+            inv_loss = model.inverse_loss(
+                batch["inv_o"],
+                batch["inv_next"],
+                batch["inv_agent"],
+                batch["inv_actions"],
+                batch["inv_masks"],
+            )
+            loss = diff_loss + config.inv_loss_weight * inv_loss
         flat.zero_grad()
         loss.backward()
         if config.grad_clip:
             flat.clip_grad_norm_(config.grad_clip)
         optimizer.step()
+        if frozen is not None:
+            # AdamW's momentum would still move the untrained slice: put it back
+            with torch.no_grad():
+                for (a, b), v in zip(*frozen):
+                    flat.data[a:b].copy_(v)
         ema.update()
-        yield step + 1, {"loss": diff_loss.item(), "inv_loss": inv_loss.item()}
+        yield step + 1, {
+            "loss": diff_loss.item(),
+            "inv_loss": inv_loss.item() if train_inv else float("nan"),
+        }
 
 
 __all__ = [
@@ -362,6 +395,7 @@ __all__ = [
     "MADiffData",
     "fit",
     "fit_statistics",
+    "inverse_ranges",
     "make_ema",
     "make_optimizer",
     "prepare_data",

@@ -3,6 +3,7 @@ save/load and refused checkpoints, bad inputs to ``act``, resume after interrupt
 
 from __future__ import annotations
 
+import math
 import os
 from unittest import mock
 
@@ -457,3 +458,46 @@ def test_plan_deltas_round_trip_and_policy(chase_batch, tmp_path):
     assert agree / total > 0.6, f"agreement {agree / total:.2f}"
     loaded = MADiffPolicy.load(policy.save(tmp_path / "deltas.safetensors"))
     torch.testing.assert_close(loaded.model.delta_scale, model.delta_scale)
+
+
+def test_inverse_steps_stops_training_the_inverse_dynamics_only(chase_batch):
+    from diffusion_agents.madiff.training import (
+        FlatParameters,
+        fit,
+        fit_statistics,
+        make_ema,
+        make_optimizer,
+        prepare_data,
+    )
+
+    cfg = TINY.replace(n_steps=12, inverse_steps=5)
+    dims = {
+        "obs_dims": list(chase_batch.obs_dims),
+        "act_dims": list(chase_batch.act_dims),
+        "n_actions": list(chase_batch.n_actions),
+        "max_t": int(chase_batch.horizon),
+    }
+    model = MADiffPolicy._build_model(cfg, dims, 0)
+    fit_statistics(model, chase_batch)
+    flat = FlatParameters(model)
+    opt, ema = make_optimizer(flat, cfg), make_ema(model, flat, cfg)
+
+    def inv_now():
+        return torch.cat([p.detach().reshape(-1).clone() for p in model.inv.parameters()])
+
+    def unet_now():
+        return torch.cat([p.detach().reshape(-1).clone() for p in model.unet.parameters()])
+
+    seen = {}
+    gen = torch.Generator().manual_seed(0)
+    data = prepare_data(model, chase_batch)
+    for step, metrics in fit(model, data, cfg, flat=flat, optimizer=opt, ema=ema, generator=gen):
+        seen[step] = (inv_now(), unet_now(), metrics["inv_loss"])
+    assert all(math.isfinite(seen[s][2]) for s in range(1, 6))
+    assert all(math.isnan(seen[s][2]) for s in range(6, 13))
+    assert not torch.equal(seen[4][0], seen[5][0])  # trained up to step 5
+    for s in range(6, 13):  # then fixed, although AdamW still holds momentum for it
+        assert torch.equal(seen[s][0], seen[5][0])
+    assert not torch.equal(seen[12][1], seen[5][1])  # the diffusion model trains on
+    with pytest.raises(ValueError, match="inverse_steps=0"):
+        MADiffConfig(inverse_steps=0)
