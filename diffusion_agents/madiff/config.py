@@ -101,7 +101,8 @@ class MADiffConfig:
         n_steps, batch_size, learning_rate, weight_decay, grad_clip, inv_loss_weight.
             ``n_steps=10_000``: on MPE spread ``medium-v0`` (500 episodes) the default
             model scored 53.3 / 62.8 / 53.9 after 5,000 / 10,000 / 20,000 steps (w = 1.2;
-            3, 3 and 2 seeds x 500 episodes): longer training overfits that data. The
+            3, 3 and 2 seeds x 500 episodes): longer training scores lower, although held-out
+            losses keep falling. The
             best length depends on the data: on SMAX ``smacv2_5_units`` medium the
             default scores -5.7 and ``n_steps=3000`` 31.5 (docs/madiff.md, "Training
             length on SMAX").
