@@ -112,8 +112,10 @@ class MADiffConfig:
             the inverse dynamics grows sharp on fine action traces of the observations after
             ~4,000 steps and then decodes the (rough) planned next observation badly; the
             10,000-step diffusion model with the 3,000-step inverse dynamics scored 36.8
-            against -12.4 with its own (seed 0, 20 episodes; docs/madiff.md, "Training
-            length on SMAX"). Not the default: not yet measured over seeds on MPE.
+            against -12.4 with its own (seed 0, 20 episodes). As a policy with
+            ``inverse_steps=3000`` it scored 17.3 over two seeds there, against -13.1 for
+            the default and 27.9 for ``n_steps=3000`` (docs/madiff.md, "Training length on
+            SMAX"), so it is not the default.
         ema_decay, ema_update_every, ema_start: ema-pytorch settings; act uses EMA weights.
         checkpoint_every: steps between checkpoints when a checkpoint path is given.
         compile: run the U-Net's training forward and backward through ``torch.compile``
