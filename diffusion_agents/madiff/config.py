@@ -101,14 +101,14 @@ class MADiffConfig:
         n_steps, batch_size, learning_rate, weight_decay, grad_clip, inv_loss_weight.
             ``n_steps=10_000``: on MPE spread ``medium-v0`` (500 episodes) the default
             model scored 53.3 / 62.8 / 53.9 after 5,000 / 10,000 / 20,000 steps (w = 1.2;
-            3, 3 and 2 seeds x 500 episodes): longer training scores lower, although held-out
-            losses keep falling. The
-            best length depends on the data: on SMAX ``smacv2_5_units`` medium the
-            default scores -5.7 and ``n_steps=3000`` 31.5 (docs/madiff.md, "Training
-            length on SMAX").
+            3, 3 and 2 seeds x 500 episodes): longer training scores lower, although
+            held-out losses keep falling. The best length depends on the data: on SMAX
+            ``smacv2_5_units`` medium the default scores -5.7 and ``n_steps=3000`` 31.5
+            (docs/madiff.md, "Training length on SMAX").
         inverse_steps: train the inverse dynamics for the first ``inverse_steps`` gradient
             steps only, then keep it fixed while the diffusion model trains on (None, the
-            default: train both for all ``n_steps``). Why: on SMAX ``smacv2_5_units`` medium
+            default: train both for all ``n_steps``); the ``inv_loss`` reported for the later
+            steps is NaN. Why: on SMAX ``smacv2_5_units`` medium
             the inverse dynamics grows sharp on fine action traces of the observations after
             ~4,000 steps and then decodes the (rough) planned next observation badly; the
             10,000-step diffusion model with the 3,000-step inverse dynamics scored 36.8
