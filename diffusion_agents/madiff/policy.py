@@ -118,6 +118,17 @@ class MADiffPolicy:
         self.reset()
         return self
 
+    @staticmethod
+    def _model_dims(batch) -> dict[str, Any]:
+        """The sizes :meth:`_build_model` needs, from an ``EpisodeBatch`` (also stored in a
+        checkpoint's info)."""
+        return {
+            "obs_dims": list(batch.obs_dims),
+            "act_dims": list(batch.act_dims),
+            "n_actions": list(batch.n_actions),
+            "max_t": int(batch.horizon),
+        }
+
     @classmethod
     def _build_model(
         cls, config: MADiffConfig, dims: dict[str, Any], seed: int
@@ -161,12 +172,7 @@ class MADiffPolicy:
             config = config.replace(seed=int(seed))
         device = resolve_device(config.device)
         batch = _load_batch(dataset)
-        dims = {
-            "obs_dims": list(batch.obs_dims),
-            "act_dims": list(batch.act_dims),
-            "n_actions": list(batch.n_actions),
-            "max_t": int(batch.horizon),
-        }
+        dims = cls._model_dims(batch)
         for a in batch.agents:
             space = batch.action_spaces[a]
             if not isinstance(

@@ -471,13 +471,7 @@ def test_inverse_steps_stops_training_the_inverse_dynamics_only(chase_batch):
     )
 
     cfg = TINY.replace(n_steps=12, inverse_steps=5)
-    dims = {
-        "obs_dims": list(chase_batch.obs_dims),
-        "act_dims": list(chase_batch.act_dims),
-        "n_actions": list(chase_batch.n_actions),
-        "max_t": int(chase_batch.horizon),
-    }
-    model = MADiffPolicy._build_model(cfg, dims, 0)
+    model = MADiffPolicy._build_model(cfg, MADiffPolicy._model_dims(chase_batch), 0)
     fit_statistics(model, chase_batch)
     flat = FlatParameters(model)
     opt, ema = make_optimizer(flat, cfg), make_ema(model, flat, cfg)
