@@ -37,7 +37,9 @@ from typing import Any
 def plan_states(policy: Any, data: Any, n: int, seed: int) -> dict[str, Any]:
     """``n`` random (episode, t, acting agent) of ``data`` with the policy's planned next
     observation: ``o_t``, ``o_real``, ``o_plan`` ``(n, obs_dim)`` normalized, ``agent``
-    ``(n,)``, ``actions`` ``(n, K)``, ``masks`` ``(n, N)`` or None."""
+    ``(n,)``, ``actions`` ``(n, K)``, ``masks`` ``(n, N)`` or None, and ``junction``: the
+    median RMS (normalized units) of the real step ``o_t+1 - o_t``, of the plan's first step
+    from the known ``o_t``, of its later steps (median over them) and of ``ô_t+1 - o_t+1``."""
     import torch
     from einops import rearrange
 
@@ -71,7 +73,22 @@ def plan_states(policy: Any, data: Any, n: int, seed: int) -> dict[str, Any]:
             )
             for i in range(0, n, 128)
         ])
+    valid = model.dim_valid[agent].float()  # (n, D)
+
+    def rms(x: torch.Tensor) -> float:  # median over states of the per-state RMS
+        return float((((x**2) * valid).sum(-1) / valid.sum(-1)).sqrt().median())
+
+    own = plan[rows, agent]  # (n, D, L)
+    steps_later = [rms(own[:, :, j + 1] - own[:, :, j]) for j in range(h + 1, own.shape[-1] - 1)]
+    junction = {
+        "real_step": rms(tau[rows, agent, :, h + 1] - tau[rows, agent, :, h]),
+        "plan_first_step": rms(own[:, :, h + 1] - own[:, :, h]),
+        "plan_later_steps": float(sorted(steps_later)[len(steps_later) // 2])
+        if steps_later else float("nan"),
+        "plan_next_error": rms(own[:, :, h + 1] - tau[rows, agent, :, h + 1]),
+    }
     return {
+        "junction": junction,
         "o_t": tau[rows, agent, :, h],
         "o_real": tau[rows, agent, :, h + 1],
         "o_plan": plan[rows, agent, :, h + 1],
@@ -110,8 +127,9 @@ def head_metrics(model: Any, states: dict[str, Any]) -> dict[str, float]:
 def inverse_curve(
     policy: Any, *, steps: int, log_every: int, keep_at: list[int], holdout: float,
     seed: int, n_states: int = 512, show_progress: bool = True,
-) -> tuple[list[dict[str, float]], dict[int, dict[str, Any]]]:
-    """Train a fresh head on the frozen diffusion model; ``(log rows, {step: head state})``.
+) -> tuple[list[dict[str, float]], dict[int, dict[str, Any]], dict[str, float]]:
+    """Train a fresh head on the frozen diffusion model: ``(log rows, {step: head state},
+    plan junction)`` (the last as in :func:`plan_states`).
 
     The policy's model is left with its original inverse dynamics."""
     import torch
@@ -150,6 +168,7 @@ def inverse_curve(
     ema = copy.deepcopy(inv)
     gen = torch.Generator().manual_seed(seed)
     rows, heads = [], {}
+    junction = states["junction"]
     for step in tqdm(range(1, steps + 1), desc="inverse head", disable=not show_progress):
         model.train()
         b = sample_batch(train, cfg, gen, model.dim_valid)
@@ -181,7 +200,7 @@ def inverse_curve(
     for q, f in zip(inv.parameters(), flags):
         q.requires_grad_(f)
     model.eval()
-    return rows, heads
+    return rows, heads, junction
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -215,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"madiff_inverse: --eval-at {bad} outside 1..{args.steps}", file=sys.stderr)
         return 2
     t0 = time.perf_counter()
-    rows, heads = inverse_curve(
+    rows, heads, junction = inverse_curve(
         policy, steps=args.steps, log_every=args.log_every, keep_at=keep,
         holdout=args.holdout, seed=args.seed,
     )
@@ -225,6 +244,8 @@ def main(argv: list[str] | None = None) -> int:
     print("| ---: |" + " ---: |" * len(keys))
     for r in rows:
         print(f"| {r['step']} | " + " | ".join(f"{r[k]:.3f}" for k in keys) + " |")
+    print("\nplan vs data on the held-out states (median RMS, normalized units): " + ", ".join(
+        f"{k} {v:.4f}" for k, v in junction.items()))
     scores: dict[int, float] = {}
     if args.episodes > 0:
         info = policy.info
@@ -248,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
         report = {
             "checkpoint": str(args.checkpoint), "dataset": policy.info["dataset_id"],
             "train_steps_of_checkpoint": policy.info.get("train_steps"),
-            "args": vars(args), "curve": rows, "scores": scores,
+            "args": vars(args), "curve": rows, "junction": junction, "scores": scores,
         }
         write_text_atomic(Path(args.out), json.dumps(report, indent=1))
     return 0

@@ -22,12 +22,14 @@ def test_head_curve_reports_real_and_plan_inputs_and_leaves_the_policy_alone(tmp
     make_dataset(episodes=12)
     policy = MADiffPolicy.train(DATASET, CFG, show_progress=False)
     before = {k: v.clone() for k, v in policy.model.inv.state_dict().items()}
-    rows, heads = madiff_inverse.inverse_curve(
+    rows, heads, junction = madiff_inverse.inverse_curve(
         policy, steps=120, log_every=20, keep_at=[60, 120], holdout=0.25, seed=0,
         n_states=64, show_progress=False,
     )
     assert [r["step"] for r in rows] == [20, 40, 60, 80, 100, 120]
     assert sorted(heads) == [60, 120]
+    assert set(junction) == {"real_step", "plan_first_step", "plan_later_steps", "plan_next_error"}
+    assert all(math.isfinite(v) and v >= 0 for v in junction.values())
     for r in rows:
         for k in ("real_loss", "plan_loss", "real_acc", "plan_acc", "real_entropy"):
             assert math.isfinite(r[k]), (k, r)
@@ -49,6 +51,7 @@ def test_command_writes_a_report_with_scores(tmp_path, capsys):
     assert rc == 0
     report = json.loads(out.read_text())
     assert [r["step"] for r in report["curve"]] == [10, 20]
+    assert report["junction"]["real_step"] > 0
     assert sorted(report["scores"]) == ["10", "20"]
     assert "| inverse-dynamics head after |" in capsys.readouterr().out
     assert madiff_inverse.main([str(ckpt), "--steps", "20", "--eval-at", "30"]) == 2
