@@ -102,20 +102,23 @@ class MADiffConfig:
             ``n_steps=10_000``: on MPE spread ``medium-v0`` (500 episodes) the default
             model scored 53.3 / 62.8 / 53.9 after 5,000 / 10,000 / 20,000 steps (w = 1.2;
             3, 3 and 2 seeds x 500 episodes): longer training scores lower, although
-            held-out losses keep falling. The best length depends on the data: on SMAX
-            ``smacv2_5_units`` medium the default scores -5.7 and ``n_steps=3000`` 31.5
-            (docs/madiff.md, "Training length on SMAX").
+            held-out losses keep falling (w = 1.2 and ``inverse_steps=None``). The best
+            length depends on the data: on SMAX ``smacv2_5_units`` medium the defaults
+            score 20.2 and ``n_steps=3000`` 31.5 (docs/madiff.md, "Training length on
+            SMAX").
         inverse_steps: train the inverse dynamics for the first ``inverse_steps`` gradient
-            steps only, then keep it fixed while the diffusion model trains on (None, the
-            default: train both for all ``n_steps``); the ``inv_loss`` reported for the later
-            steps is NaN. Why: on SMAX ``smacv2_5_units`` medium
-            the inverse dynamics grows sharp on fine action traces of the observations after
-            ~4,000 steps and then decodes the (rough) planned next observation badly; the
-            10,000-step diffusion model with the 3,000-step inverse dynamics scored 36.8
-            against -12.4 with its own (seed 0, 20 episodes). As a policy with
-            ``inverse_steps=3000`` it scored 17.3 over two seeds there, against -13.1 for
-            the default and 27.9 for ``n_steps=3000`` (docs/madiff.md, "Training length on
-            SMAX"), so it is not the default.
+            steps only, then keep it fixed while the diffusion model trains on (None: train
+            both for all ``n_steps``); the ``inv_loss`` reported for the later steps is NaN.
+            Default 3000 (since the ninth session). Why: the inverse dynamics decodes the
+            action from a *planned* next observation, which on both MPE spread and SMAX is
+            off the data by more than a real step (docs/madiff.md). On SMAX
+            ``smacv2_5_units`` medium, trained longer, it grows sharp on fine action traces
+            of real observations and decodes plans badly: head-only curves on a fixed
+            10,000-step model (``python -m benchmarks.madiff_inverse``) score 36.6 after
+            3,000 head steps and -6.8 after 10,000; on MPE spread the head has converged by
+            ~2,000 steps and its score is flat. As policies (3 seeds): SMAX 20.2 against
+            -5.7 with ``None`` (``n_steps=3000``: 31.5, still the best there); MPE spread
+            medium 61.1 / 60.3 against 62.8 / 61.9 (seeds 0 / 1, 500 episodes each).
         ema_decay, ema_update_every, ema_start: ema-pytorch settings; act uses EMA weights.
         checkpoint_every: steps between checkpoints when a checkpoint path is given.
         compile: run the U-Net's training forward and backward through ``torch.compile``
@@ -160,7 +163,7 @@ class MADiffConfig:
     weight_decay: float = 0.0
     grad_clip: float = 1.0
     inv_loss_weight: float = 1.0
-    inverse_steps: int | None = None
+    inverse_steps: int | None = 3000
     ema_decay: float = 0.995
     ema_update_every: int = 2
     ema_start: int = 500

@@ -71,6 +71,15 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     return dev
 
 
+def _saved_config(meta: dict[str, Any]) -> MADiffConfig:
+    """The config a checkpoint was trained with. Files written before ``inverse_steps``
+    existed trained the inverse dynamics for all steps: read them as ``inverse_steps=None``,
+    not as today's default."""
+    data = dict(meta["config"])
+    data.setdefault("inverse_steps", None)
+    return MADiffConfig.from_dict(data)
+
+
 def _load_batch(dataset: Any):
     from wrappers import EpisodeBatch, load_episodes
 
@@ -257,7 +266,7 @@ class MADiffPolicy:
                 f"{str(ckpt)!r} is a policy without training state; pass resume=False or "
                 "another checkpoint_path to start over."
             )
-        saved = MADiffConfig.from_dict(meta["config"]).replace(
+        saved = _saved_config(meta).replace(
             n_steps=config.n_steps, compile=config.compile
         )
         if saved != config:
@@ -681,7 +690,7 @@ class MADiffPolicy:
         """Load a file written by :meth:`save` (or a training checkpoint)."""
         tensors, meta = load_checkpoint(path, kind=KIND, versions=(VERSION,))
         try:
-            config = MADiffConfig.from_dict(meta["config"])
+            config = _saved_config(meta)
             agents = tuple(meta["agents"])
             obs_spaces = deserialize_spaces(meta["observation_spaces"])
             act_spaces = deserialize_spaces(meta["action_spaces"])

@@ -495,3 +495,18 @@ def test_inverse_steps_stops_training_the_inverse_dynamics_only(chase_batch):
     assert not torch.equal(seen[12][1], seen[5][1])  # the diffusion model trains on
     with pytest.raises(ValueError, match="inverse_steps=0"):
         MADiffConfig(inverse_steps=0)
+
+
+def test_checkpoints_from_before_inverse_steps_load_as_trained(chase_policy, tmp_path):
+    """A file written before ``inverse_steps`` existed trained the inverse dynamics for all
+    steps: it reads as ``None``, not as today's default (3000)."""
+    from diffusion_agents.checkpoint import load_checkpoint, save_checkpoint
+    from diffusion_agents.madiff.policy import KIND, VERSION
+
+    assert MADiffConfig().inverse_steps == 3000
+    path = chase_policy.save(tmp_path / "new.safetensors")
+    tensors, meta = load_checkpoint(path, kind=KIND, versions=(VERSION,))
+    assert MADiffPolicy.load(path).config.inverse_steps == chase_policy.config.inverse_steps
+    del meta["config"]["inverse_steps"]
+    old = save_checkpoint(tmp_path / "old.safetensors", tensors, kind=KIND, version=VERSION, meta=meta)
+    assert MADiffPolicy.load(old).config.inverse_steps is None
