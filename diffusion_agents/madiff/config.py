@@ -118,7 +118,7 @@ class MADiffConfig:
             3,000 head steps and -6.8 after 10,000; on MPE spread the head has converged by
             ~2,000 steps and its score is flat. As policies (3 seeds): SMAX 20.2 against
             -5.7 with ``None`` (``n_steps=3000``: 31.5, still the best there); MPE spread
-            medium 61.1 / 60.3 against 62.8 / 61.9 (seeds 0 / 1, 500 episodes each).
+            medium 60.7 against 62.2 (3 x 500 episodes; paired -1.5 [-2.3, -0.8]).
         ema_decay, ema_update_every, ema_start: ema-pytorch settings; act uses EMA weights.
         checkpoint_every: steps between checkpoints when a checkpoint path is given.
         compile: run the U-Net's training forward and backward through ``torch.compile``
