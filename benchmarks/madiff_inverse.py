@@ -124,6 +124,11 @@ def head_metrics(model: Any, states: dict[str, Any]) -> dict[str, float]:
     return out
 
 
+def _head(model: Any) -> Any:
+    """The inverse-dynamics module: the shared MLP or the per-agent list."""
+    return model.inv if model.inv is not None else model.inv_per_agent
+
+
 def inverse_curve(
     policy: Any, *, steps: int, log_every: int, keep_at: list[int], holdout: float,
     seed: int, n_states: int = 512, show_progress: bool = True,
@@ -139,7 +144,7 @@ def inverse_curve(
     from diffusion_agents.madiff.training import MADiffData, prepare_data, sample_batch
 
     model, cfg = policy.model, policy.config
-    inv = model.inv if model.inv is not None else model.inv_per_agent
+    inv = _head(model)
     original = copy.deepcopy(inv.state_dict())
     flags = [q.requires_grad for q in inv.parameters()]  # an EMA copy has them off
     inv.requires_grad_(True)
@@ -224,10 +229,6 @@ def main(argv: list[str] | None = None) -> int:
     from diffusion_agents import MADiffPolicy
 
     policy = MADiffPolicy.load(args.checkpoint)
-    if policy.model.inv is None:
-        print("madiff_inverse: only the shared inverse dynamics is supported "
-              "(shared_inverse_dynamics=True).", file=sys.stderr)
-        return 2
     keep = sorted({int(s) for s in args.eval_at.split(",") if s.strip()})
     bad = [s for s in keep if not 1 <= s <= args.steps]
     if bad:
@@ -250,18 +251,19 @@ def main(argv: list[str] | None = None) -> int:
     if args.episodes > 0:
         info = policy.info
         ref = dataset_info(info["dataset_id"])
-        saved = copy.deepcopy(policy.model.inv.state_dict())
+        head = _head(policy.model)
+        saved = copy.deepcopy(head.state_dict())
         print(f"\n| inverse-dynamics head after | normalized score ({args.episodes} episodes) |")
         print("| ---: | ---: |")
         for step, state in heads.items():
-            policy.model.inv.load_state_dict(state)
+            head.load_state_dict(state)
             ev = evaluate(policy, info["env_id"], info.get("env_kwargs") or {},
                           args.episodes, args.seed)
             scores[step] = normalize(
                 float(np.mean(ev.returns)), ref["ref_min_score"], ref["ref_max_score"]
             )
             print(f"| {step} | {scores[step]:.1f} |", flush=True)
-        policy.model.inv.load_state_dict(saved)
+        head.load_state_dict(saved)
     print(f"\n(head training {train_s:.0f} s; total {time.perf_counter() - t0:.0f} s)")
     if args.out:
         from benchmarks.harness import write_text_atomic

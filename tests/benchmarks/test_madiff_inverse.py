@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 
+import pytest
 import torch
 
 from benchmarks import madiff_inverse
@@ -18,10 +19,14 @@ CFG = MADiffConfig(
 )
 
 
-def test_head_curve_reports_real_and_plan_inputs_and_leaves_the_policy_alone(tmp_path):
+@pytest.mark.parametrize("shared", [True, False], ids=["shared", "per-agent"])
+def test_head_curve_reports_real_and_plan_inputs_and_leaves_the_policy_alone(shared):
     make_dataset(episodes=12)
-    policy = MADiffPolicy.train(DATASET, CFG, show_progress=False)
-    before = {k: v.clone() for k, v in policy.model.inv.state_dict().items()}
+    policy = MADiffPolicy.train(
+        DATASET, CFG.replace(shared_inverse_dynamics=shared), show_progress=False
+    )
+    head = madiff_inverse._head(policy.model)
+    before = {k: v.clone() for k, v in head.state_dict().items()}
     rows, heads, junction = madiff_inverse.inverse_curve(
         policy, steps=120, log_every=20, keep_at=[60, 120], holdout=0.25, seed=0,
         n_states=64, show_progress=False,
@@ -35,7 +40,7 @@ def test_head_curve_reports_real_and_plan_inputs_and_leaves_the_policy_alone(tmp
             assert math.isfinite(r[k]), (k, r)
     # the fresh head learns the held-out real transitions (MPE: the action sets the velocity)
     assert rows[-1]["real_loss"] < rows[0]["real_loss"]
-    after = policy.model.inv.state_dict()
+    after = head.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
 
 
