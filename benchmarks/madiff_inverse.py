@@ -63,13 +63,11 @@ def plan_states(policy: Any, data: Any, n: int, seed: int) -> dict[str, Any]:
     noise = torch.randn(tau.shape, generator=g)
     returns = torch.full((n,), float(cfg.target_return))
     model.eval()
-    with torch.no_grad():
+    with torch.no_grad():  # the act path's sampler and settings (MADiffPolicy._plan)
         plan = torch.cat([
-            model.plan(
+            policy._plan(
                 values[i : i + 128], known[i : i + 128], returns[i : i + 128],
-                noise=noise[i : i + 128], generator=g,
-                guidance_weight=cfg.guidance_weight, sampler=cfg.sampler,
-                steps=cfg.sampling_steps, eta=cfg.eta, temperature=cfg.temperature,
+                noise[i : i + 128],
             )
             for i in range(0, n, 128)
         ])
@@ -124,11 +122,6 @@ def head_metrics(model: Any, states: dict[str, Any]) -> dict[str, float]:
     return out
 
 
-def _head(model: Any) -> Any:
-    """The inverse-dynamics module: the shared MLP or the per-agent list."""
-    return model.inv if model.inv is not None else model.inv_per_agent
-
-
 def inverse_curve(
     policy: Any, *, steps: int, log_every: int, keep_at: list[int], holdout: float,
     seed: int, n_states: int = 512, show_progress: bool = True,
@@ -144,7 +137,7 @@ def inverse_curve(
     from diffusion_agents.madiff.training import MADiffData, prepare_data, sample_batch
 
     model, cfg = policy.model, policy.config
-    inv = _head(model)
+    inv = model.inverse_module
     original = copy.deepcopy(inv.state_dict())
     flags = [q.requires_grad for q in inv.parameters()]  # an EMA copy has them off
     inv.requires_grad_(True)
@@ -186,7 +179,8 @@ def inverse_curve(
             torch.nn.utils.clip_grad_norm_(inv.parameters(), cfg.grad_clip)
         opt.step()
         with torch.no_grad():
-            # the schedule of MADiffConfig's EMA: copy until ema_start, then every k steps
+            # a plain EMA with the config's decay, start and interval; unlike the trainer's
+            # ema-pytorch EMA it has no decay warm-up, so heads lag slightly less early on
             if step <= cfg.ema_start:
                 ema.load_state_dict(inv.state_dict())
             elif step % cfg.ema_update_every == 0:
@@ -251,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.episodes > 0:
         info = policy.info
         ref = dataset_info(info["dataset_id"])
-        head = _head(policy.model)
+        head = policy.model.inverse_module
         saved = copy.deepcopy(head.state_dict())
         print(f"\n| inverse-dynamics head after | normalized score ({args.episodes} episodes) |")
         print("| ---: | ---: |")

@@ -275,6 +275,11 @@ class MADiffModel(nn.Module):
             return torch.jit.freeze(traced)
 
     # -- inverse dynamics -----------------------------------------------------------------
+    @property
+    def inverse_module(self) -> nn.Module:
+        """The inverse-dynamics parameters: the shared MLP or the per-agent ``ModuleList``."""
+        return self.inv if self.inv is not None else self.inv_per_agent
+
     def inverse_dynamics(
         self, o_t: torch.Tensor, o_next: torch.Tensor, agent: torch.Tensor
     ) -> torch.Tensor:

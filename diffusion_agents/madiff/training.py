@@ -330,8 +330,7 @@ def fit(
 
 def inverse_ranges(model: MADiffModel, flat: FlatParameters) -> list[tuple[int, int]]:
     """``(start, end)`` ranges of the inverse-dynamics parameters inside ``flat.data``."""
-    inv = model.inv if model.inv is not None else model.inv_per_agent
-    ids = {id(p) for p in inv.parameters()}
+    ids = {id(p) for p in model.inverse_module.parameters()}
     ranges, off = [], 0
     for p in model.parameters():
         n = p.numel()

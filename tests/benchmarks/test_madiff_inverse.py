@@ -25,7 +25,7 @@ def test_head_curve_reports_real_and_plan_inputs_and_leaves_the_policy_alone(sha
     policy = MADiffPolicy.train(
         DATASET, CFG.replace(shared_inverse_dynamics=shared), show_progress=False
     )
-    head = madiff_inverse._head(policy.model)
+    head = policy.model.inverse_module
     before = {k: v.clone() for k, v in head.state_dict().items()}
     rows, heads, junction = madiff_inverse.inverse_curve(
         policy, steps=120, log_every=20, keep_at=[60, 120], holdout=0.25, seed=0,
