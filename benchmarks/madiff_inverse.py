@@ -43,6 +43,8 @@ def plan_states(policy: Any, data: Any, n: int, seed: int) -> dict[str, Any]:
     import torch
     from einops import rearrange
 
+    from diffusion_agents.madiff.model import known_mask
+
     model, cfg = policy.model, policy.config
     g = torch.Generator().manual_seed(seed)
     ep_all, t_all, a_all = data.acted.nonzero(as_tuple=True)
@@ -53,12 +55,8 @@ def plan_states(policy: Any, data: Any, n: int, seed: int) -> dict[str, Any]:
     idx = torch.minimum((t[:, None] + offs[None]).clamp(min=0), data.lengths[ep][:, None])
     tau = rearrange(data.obs[ep[:, None], idx], "b l a d -> b a d l")
     rows = torch.arange(n)
-    known = torch.zeros(tau.shape, dtype=torch.bool)
-    if cfg.mode == "decentralized":
-        known[rows, agent, :, : h + 1] = True
-    else:
-        known[:, :, :, : h + 1] = True
-    known |= ~model.dim_valid[None, :, :, None]
+    visible = agent if cfg.mode == "decentralized" else None
+    known = known_mask(model.dim_valid, visible, n, tau.shape[-1], h)
     values = torch.where(known, tau, torch.zeros_like(tau))
     noise = torch.randn(tau.shape, generator=g)
     returns = torch.full((n,), float(cfg.target_return))

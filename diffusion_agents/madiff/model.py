@@ -20,6 +20,32 @@ from diffusion_agents.madiff.config import MADiffConfig
 from diffusion_agents.networks import MLP, TemporalUNet
 
 
+def known_mask(
+    dim_valid: torch.Tensor,
+    visible: torch.Tensor | None,
+    n: int,
+    window: int,
+    history: int,
+) -> torch.Tensor:
+    """Inpainted positions ``(n, agents, obs_dim, window)`` (bool, an expanded view).
+
+    The first ``history + 1`` steps of agent ``visible[k]`` in row ``k`` (``visible``:
+    ``(n,)`` agent indices, decentralized conditioning), or of every agent when ``visible``
+    is None (centralized), plus every padded observation dim (``~dim_valid``, ``(agents,
+    obs_dim)``). Training batches, ``MADiffPolicy.act`` and ``benchmarks.madiff_inverse``
+    all build their mask here, so the three cannot drift apart.
+    """
+    a, d = dim_valid.shape
+    dev = dim_valid.device
+    hist = (torch.arange(window, device=dev) <= history)[None, None, None, :]
+    if visible is None:
+        known = hist.expand(n, a, 1, window)
+    else:
+        own = F.one_hot(visible.to(dev), a).bool()[:, :, None, None]
+        known = own & hist
+    return (known | ~dim_valid[None, :, :, None]).expand(n, a, d, window)
+
+
 class MADiffModel(nn.Module):
     """Diffusion over joint observation windows plus an inverse-dynamics head.
 
@@ -368,4 +394,4 @@ class _Planner(nn.Module):
         return self.model.plan(values, known, returns, noise=noise, **self.settings)
 
 
-__all__ = ["MADiffModel"]
+__all__ = ["MADiffModel", "known_mask"]

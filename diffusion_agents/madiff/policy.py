@@ -42,7 +42,7 @@ from diffusion_agents.checkpoint import (
     serialize_spaces,
 )
 from diffusion_agents.madiff.config import MADiffConfig
-from diffusion_agents.madiff.model import MADiffModel
+from diffusion_agents.madiff.model import MADiffModel, known_mask
 from diffusion_agents.madiff.training import (
     FlatParameters,
     fit,
@@ -429,10 +429,9 @@ class MADiffPolicy:
             )
             noise = noise[idx]
             s = len(present)
-            known = torch.zeros(s, a, d, window, dtype=torch.bool, device=self.device)
+            known = known_mask(model.dim_valid, idx, s, window, h).contiguous()
             values = torch.zeros(s, a, d, window, device=self.device)
             ar = torch.arange(s, device=self.device)
-            known[ar, idx, :, : h + 1] = True
             values[ar, idx, :, : h + 1] = hist[idx]
             sample_of = {i: k for k, i in enumerate(present)}
         else:
@@ -440,12 +439,10 @@ class MADiffPolicy:
                 self.device
             )
             s = 1
-            known = torch.zeros(1, a, d, window, dtype=torch.bool, device=self.device)
+            known = known_mask(model.dim_valid, None, 1, window, h).contiguous()
             values = torch.zeros(1, a, d, window, device=self.device)
-            known[0, :, :, : h + 1] = True
             values[0, :, :, : h + 1] = hist
             sample_of = {i: 0 for i in present}
-        known |= ~model.dim_valid[None, :, :, None]
         returns = torch.full((s,), float(cfg.target_return), device=self.device)
         plan = self._plan(values, known, returns, noise)
 

@@ -17,7 +17,7 @@ from ema_pytorch import EMA
 from torch import nn
 
 from diffusion_agents.madiff.config import MADiffConfig
-from diffusion_agents.madiff.model import MADiffModel
+from diffusion_agents.madiff.model import MADiffModel, known_mask
 
 
 @dataclasses.dataclass
@@ -153,21 +153,15 @@ def sample_batch(
     idx = torch.minimum(raw.clamp(min=0), n[:, None])
     win = data.obs[ep[:, None], idx]  # (B, L, A, D)
     tau = rearrange(win, "b l a d -> b a d l")
-    a = tau.shape[1]
     in_ep = (raw <= n[:, None])[:, None, None, :]  # (B, 1, 1, L)
-    hist = (offs <= 0)[None, None, None, :]
-    pad_dims = ~dim_valid[None, :, :, None]  # (1, A, D, 1)
     if config.mode == "decentralized":
         alive_t = data.alive[ep, t].float() + 1e-6  # (B, A)
         vis = (
             torch.multinomial(alive_t.cpu(), 1, generator=generator).squeeze(1).to(dev)
         )
-        own = torch.nn.functional.one_hot(vis, a).bool()[:, :, None, None]
-        known = (own & hist) | pad_dims
     else:
         vis = None
-        known = hist.expand(b, a, 1, -1) | pad_dims
-    known = known.expand_as(tau)
+    known = known_mask(dim_valid, vis, b, tau.shape[-1], h)
     weights = (~known & in_ep).float()
     drop = torch.rand(b, generator=generator).to(dev) < config.condition_dropout
     returns = data.returns[ep, t]

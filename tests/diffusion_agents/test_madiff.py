@@ -510,3 +510,25 @@ def test_checkpoints_from_before_inverse_steps_load_as_trained(chase_policy, tmp
     del meta["config"]["inverse_steps"]
     old = save_checkpoint(tmp_path / "old.safetensors", tensors, kind=KIND, version=VERSION, meta=meta)
     assert MADiffPolicy.load(old).config.inverse_steps is None
+
+
+def test_known_mask_conditions_the_visible_agent_or_all_and_padded_dims():
+    """The one mask builder of training, act and the inverse tool: decentralized rows know
+    their own agent's history and current step, centralized rows every agent's; padded
+    observation dims are always known (they are zeros, never generated)."""
+    from diffusion_agents.madiff.model import known_mask
+
+    dim_valid = torch.tensor([[True, True, True], [True, False, False]])  # 2 agents, dims 3 / 1
+    window, history = 5, 1
+    dec = known_mask(dim_valid, torch.tensor([1, 0, 1]), 3, window, history)
+    assert dec.shape == (3, 2, 3, window) and dec.dtype == torch.bool
+    for row, vis in enumerate([1, 0, 1]):
+        for agent in range(2):
+            for dim in range(3):
+                for step in range(window):
+                    want = (agent == vis and step <= history) or not bool(dim_valid[agent, dim])
+                    assert bool(dec[row, agent, dim, step]) == want, (row, agent, dim, step)
+    cen = known_mask(dim_valid, None, 2, window, history)
+    assert cen.shape == (2, 2, 3, window)
+    assert cen[:, :, :, : history + 1].all()
+    assert (cen[:, :, :, history + 1 :] == ~dim_valid[None, :, :, None]).all()
