@@ -388,6 +388,7 @@ def run(args) -> int:
         "episodes": args.episodes,
         "config": cfg.to_dict(),
         "bc_steps": args.bc_steps,
+        "seed_start": args.seed_start,
         "table": {
             k: {"mean": m, "low": lo, "high": hi} for k, (m, lo, hi) in table.items()
         },
