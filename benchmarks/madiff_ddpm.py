@@ -34,8 +34,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-DDPM_ROW = "madiff-d, 200-step DDPM"
-
 
 def report_seed(report: dict[str, Any]) -> int:
     """The report's training seed: its ``seed_start``, or ``--seed-start`` in its command."""
@@ -61,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(args.threads)
     from benchmarks.harness import write_text_atomic
-    from benchmarks.madiff_eval import rollout
+    from benchmarks.madiff_eval import DDPM_ROW, eval_seed, rollout
     from diffusion_agents import MADiffConfig, MADiffPolicy
     from wrappers import load_episodes
 
@@ -73,7 +71,8 @@ def main(argv: list[str] | None = None) -> int:
               "--seeds 1 --seed-start S`)", file=sys.stderr)
         return 2
     default = scores["madiff-d"][0]
-    done = len(scores.get(DDPM_ROW, [[]])[0])
+    old_ddpm = scores.get(DDPM_ROW, [[]])[0]
+    done = len(old_ddpm)
     start, stop = done, done + args.episodes
     if args.episodes < 1 or stop > len(default):
         print(f"madiff_ddpm: --episodes {args.episodes} must be 1..{len(default) - done}: the "
@@ -94,8 +93,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.save_checkpoint:
             policy.save(args.save_checkpoint)
     train_s = time.perf_counter() - t0
-    eval_seed = 10_000 * (seed + 1)  # as diffusion-agents madiff
-    r, _ = rollout(policy, env_id, env_kwargs, check, eval_seed, teammates=True)
+    first_env = eval_seed(seed)
+    r, _ = rollout(policy, env_id, env_kwargs, check, first_env, teammates=True)
     mine = batch.normalize(r)
     if not np.array_equal(mine, np.asarray(default[:check])):
         print(f"madiff_ddpm: the rebuilt seed-{seed} policy does not reproduce {path}'s first "
@@ -106,11 +105,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"seed {seed}: reproduced the first {check} default-row episodes", flush=True)
     ddpm = policy.with_sampling(sampler="ddpm", sampling_steps=None)
     t1 = time.perf_counter()
-    r, _ = rollout(ddpm, env_id, env_kwargs, args.episodes, eval_seed + start)
+    r, _ = rollout(ddpm, env_id, env_kwargs, args.episodes, first_env + start)
     new = batch.normalize(r).tolist()
     ddpm_s = time.perf_counter() - t1
     out = dict(report)
-    out["scores"] = {**scores, DDPM_ROW: [scores.get(DDPM_ROW, [[]])[0] + new]}
+    out["scores"] = {**scores, DDPM_ROW: [old_ddpm + new]}
     out["per_seed"] = {k: [float(np.mean(v[0]))] for k, v in out["scores"].items()}
     out["ddpm_extension"] = {
         **report.get("ddpm_extension", {}),

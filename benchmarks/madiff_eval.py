@@ -219,7 +219,13 @@ def bootstrap_mean(per_seed: list[np.ndarray], reps: int = 2000, seed: int = 0):
     return float(allv.mean()), float(lo), float(hi)
 
 
+DDPM_ROW = "madiff-d, 200-step DDPM"
 PAIRED_DDPM = "madiff-d minus 200-step DDPM (paired episodes)"
+
+
+def eval_seed(seed: int) -> int:
+    """First env seed of training seed ``seed``'s evaluation episodes (episode ``e``: + e)."""
+    return 10_000 * (seed + 1)
 # (row, minus this row): differences on the same evaluation episodes of the same seeds
 PAIRED = (
     ("madiff-d", "bc, sampled actions"),
@@ -237,7 +243,7 @@ def _paired_rows(rows: dict[str, list[np.ndarray]]) -> dict[str, tuple[list, tup
         if a in rows and b in rows and len(rows[a]) == len(rows[b]):
             e = paired_difference(rows[a], rows[b])
             out[f"{a} minus {b} (paired episodes)"] = (rows[a], (e.value, e.low, e.high))
-    ddpm = rows.get("madiff-d, 200-step DDPM")
+    ddpm = rows.get(DDPM_ROW)
     if ddpm:
         # the DDPM episodes replay the first episodes' env seeds of the same trained model:
         # the paired difference bounds what the few-step sampler loses
@@ -340,24 +346,24 @@ def run(args) -> int:
             batch, cfg, seed=seed, show_progress=args.show_progress
         )
         timings[f"madiff_train_s_seed{seed}"] = time.perf_counter() - t0
-        eval_seed = 10_000 * (seed + 1)
+        first_env = eval_seed(seed)
         r, tm = rollout(
-            policy, env_id, env_kwargs, args.episodes, eval_seed, teammates=True
+            policy, env_id, env_kwargs, args.episodes, first_env, teammates=True
         )
         rows.setdefault("madiff-d", []).append(norm(r))
         teammate.append(tm)
         off = policy.with_sampling(guidance_weight=0.0)
-        r, _ = rollout(off, env_id, env_kwargs, args.episodes, eval_seed)
+        r, _ = rollout(off, env_id, env_kwargs, args.episodes, first_env)
         rows.setdefault("madiff-d, guidance off (w=0)", []).append(norm(r))
         for name, kwargs in json.loads(args.variants).items():
             r, _ = rollout(
-                policy.with_sampling(**kwargs), env_id, env_kwargs, args.episodes, eval_seed
+                policy.with_sampling(**kwargs), env_id, env_kwargs, args.episodes, first_env
             )
             rows.setdefault(f"madiff-d, {name}", []).append(norm(r))
         if args.ddpm_episodes:
             ddpm = policy.with_sampling(sampler="ddpm", sampling_steps=None)
-            r, _ = rollout(ddpm, env_id, env_kwargs, args.ddpm_episodes, eval_seed)
-            rows.setdefault("madiff-d, 200-step DDPM", []).append(norm(r))
+            r, _ = rollout(ddpm, env_id, env_kwargs, args.ddpm_episodes, first_env)
+            rows.setdefault(DDPM_ROW, []).append(norm(r))
         for name, sample in (("bc", False), ("bc, sampled actions", True)):
             ctx = TrainContext(
                 dataset_id=dataset_id,
@@ -369,7 +375,7 @@ def run(args) -> int:
             )
             ctx._batch = batch
             bc = train_bc(ctx)
-            r, _ = rollout(bc, env_id, env_kwargs, args.episodes, eval_seed)
+            r, _ = rollout(bc, env_id, env_kwargs, args.episodes, first_env)
             rows.setdefault(name, []).append(norm(r))
         print(
             f"seed {seed} done: "
