@@ -344,8 +344,11 @@ class TemporalUNet(nn.Module):
         n_agents: int = 1,
         agent_attention: bool = False,
         attention_heads: int = 4,
+        res_blocks: int = 2,
     ) -> None:
         super().__init__()
+        if res_blocks < 1:
+            raise ValueError(f"TemporalUNet needs res_blocks >= 1, got {res_blocks}.")
         if in_channels < 1 or base_width < 1 or not dim_mults:
             raise ValueError(
                 f"TemporalUNet needs in_channels >= 1, base_width >= 1 and dim_mults; got "
@@ -379,17 +382,13 @@ class TemporalUNet(nn.Module):
         skip_dims = []
         for i, (c_in, c_out) in enumerate(zip(dims[:-1], dims[1:])):
             last = i == len(dims) - 2
-            self.downs.append(
-                nn.ModuleList(
-                    [
-                        ResidualTemporalBlock(c_in, c_out, emb_dim, kernel_size),
-                        ResidualTemporalBlock(c_out, c_out, emb_dim, kernel_size),
-                        Conv1d(c_out, c_out, 3, stride=2)
-                        if not last
-                        else nn.Identity(),
-                    ]
-                )
-            )
+            blocks = [ResidualTemporalBlock(c_in, c_out, emb_dim, kernel_size)]
+            blocks += [
+                ResidualTemporalBlock(c_out, c_out, emb_dim, kernel_size)
+                for _ in range(res_blocks - 1)
+            ]
+            down = Conv1d(c_out, c_out, 3, stride=2) if not last else nn.Identity()
+            self.downs.append(nn.ModuleList([*blocks, down]))
             skip_dims.append(c_out)
         mid = dims[-1]
         self.mid1 = ResidualTemporalBlock(mid, mid, emb_dim, kernel_size)
@@ -405,15 +404,12 @@ class TemporalUNet(nn.Module):
         for c_skip_out, c_prev in rev[:-1]:
             # c_skip_out: channels coming from below and of the skip; output c_prev.
             c = c_skip_out
-            self.ups.append(
-                nn.ModuleList(
-                    [
-                        ResidualTemporalBlock(c * 2, c_prev, emb_dim, kernel_size),
-                        ResidualTemporalBlock(c_prev, c_prev, emb_dim, kernel_size),
-                        UpConv1d(c_prev),
-                    ]
-                )
-            )
+            blocks = [ResidualTemporalBlock(c * 2, c_prev, emb_dim, kernel_size)]
+            blocks += [
+                ResidualTemporalBlock(c_prev, c_prev, emb_dim, kernel_size)
+                for _ in range(res_blocks - 1)
+            ]
+            self.ups.append(nn.ModuleList([*blocks, UpConv1d(c_prev)]))
             self.skip_attn.append(
                 AgentAttention(c, n_agents, attention_heads)
                 if self.agent_attention
@@ -462,8 +458,9 @@ class TemporalUNet(nn.Module):
                     c = torch.where(drop_cond[:, None], null, c)
             emb = torch.cat([emb, c], dim=-1)
         skips = []
-        for res1, res2, down in self.downs:
-            h = res2(res1(h, emb, cl), emb, cl)
+        for *blocks, down in self.downs:
+            for block in blocks:
+                h = block(h, emb, cl)
             skips.append(h)
             if isinstance(down, Conv1d):
                 h = down.forward_cl(h) if cl else down(h)
@@ -471,12 +468,13 @@ class TemporalUNet(nn.Module):
         if self.mid_attn is not None:
             h = self.mid_attn(h, agent_mask, cl)
         h = self.mid2(h, emb, cl)
-        for (res1, res2, up), attn in zip(self.ups, self.skip_attn):
+        for (*blocks, up), attn in zip(self.ups, self.skip_attn):
             s = skips.pop()
             if self.agent_attention:
                 s = attn(s, agent_mask, cl)
             h = torch.cat([h, s], dim=-1 if cl else 1)
-            h = res2(res1(h, emb, cl), emb, cl)
+            for block in blocks:
+                h = block(h, emb, cl)
             h = up.forward_cl(h) if cl else up(h)
         # as in Diffuser, the shallowest skip is unused: the last up-block restores full size
         block, out = self.final

@@ -64,6 +64,7 @@ class MADiffConfig:
             then nearly a function of the window it generates.
         base_width, dim_mults: U-Net width and multipliers (reference: 128, (1, 4, 8)).
         kernel_size: temporal convolution width.
+        res_blocks: residual blocks per U-Net level, encoder and decoder (Diffuser: 2).
         agent_attention: cross-agent attention; False gives independent diffusers.
         attention_heads: heads of the cross-agent attention.
         agent_id_input: feed each agent's one-hot id to the U-Net (needed for
@@ -136,6 +137,7 @@ class MADiffConfig:
     base_width: int = 32
     dim_mults: tuple[int, ...] = (1, 2)
     kernel_size: int = 3
+    res_blocks: int = 2
     agent_attention: bool = True
     attention_heads: int = 4
     agent_id_input: bool = True
@@ -190,6 +192,7 @@ class MADiffConfig:
             "horizon",
             "base_width",
             "kernel_size",
+            "res_blocks",
             "n_diffusion_steps",
             "n_steps",
             "batch_size",

@@ -87,6 +87,7 @@ class MADiffModel(nn.Module):
             dim_mults=config.dim_mults,
             cond_dim=1,
             kernel_size=config.kernel_size,
+            res_blocks=config.res_blocks,
             n_agents=a,
             agent_attention=config.agent_attention,
             attention_heads=config.attention_heads,

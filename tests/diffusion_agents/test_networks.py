@@ -43,14 +43,15 @@ def test_upconv_channels_last_matches_conv_transpose(channels, length):
     torch.testing.assert_close(gw, gw_ref, rtol=1e-5, atol=1e-5)
 
 
-def test_unet_training_and_inference_layouts_agree():
+@pytest.mark.parametrize("res_blocks", [1, 2, 3])
+def test_unet_training_and_inference_layouts_agree(res_blocks):
     """Channels-last training (as under compile=True) and channels-first: one function."""
     from diffusion_agents.networks import TemporalUNet
 
     torch.manual_seed(0)
     net = TemporalUNet(
         in_channels=7, out_channels=5, base_width=8, dim_mults=(1, 2), cond_dim=1,
-        kernel_size=3, n_agents=3, agent_attention=True,
+        kernel_size=3, n_agents=3, agent_attention=True, res_blocks=res_blocks,
     )
     x, t = torch.randn(6, 7, 7), torch.randint(0, 50, (6,))
     cond, drop = torch.rand(6, 1), torch.tensor([True, False] * 3)
@@ -81,3 +82,22 @@ def test_agent_attention_channels_last_form_matches_with_gradients_and_masks():
     (g_ref,) = torch.autograd.grad(ref, x, g)
     (g_out,) = torch.autograd.grad(out, x, g)
     torch.testing.assert_close(g_out, g_ref, rtol=1e-5, atol=1e-6)
+
+
+def test_unet_res_blocks_sets_the_depth_and_keeps_the_default_state_dict():
+    from diffusion_agents.networks import ResidualTemporalBlock, TemporalUNet
+
+    def make(**kw):
+        torch.manual_seed(0)
+        return TemporalUNet(in_channels=6, base_width=8, dim_mults=(1, 2), **kw)
+
+    def n_blocks(net):
+        return sum(isinstance(m, ResidualTemporalBlock) for m in net.modules())
+
+    # per level: res_blocks in the encoder (2 levels) and the decoder (1 level); 2 mid blocks
+    assert [n_blocks(make(res_blocks=r)) for r in (1, 2, 3)] == [5, 8, 11]
+    # the default keeps the state-dict keys of checkpoints written before the option existed
+    assert make().state_dict().keys() == make(res_blocks=2).state_dict().keys()
+    assert "downs.0.2.weight" in make().state_dict()  # the first level's downsampling conv
+    with pytest.raises(ValueError, match="res_blocks"):
+        make(res_blocks=0)
