@@ -4,7 +4,7 @@ API (stable; additions only)::
 
     net = TemporalUNet(in_channels=F, out_channels=None, base_width=32, dim_mults=(1, 2, 4),
                        cond_dim=0, kernel_size=5, n_agents=1, agent_attention=False,
-                       attention_heads=4)
+                       attention_heads=4, res_blocks=2)
     out = net(x, t, cond=None, drop_cond=None, agent_mask=None)
         x: (batch * n_agents, F, horizon) -- agents folded into the batch, agent-major inside
            each sample (row b * n_agents + i is agent i of sample b); EAQ uses n_agents=1.
@@ -330,6 +330,8 @@ class TemporalUNet(nn.Module):
         cond_dim: width of the extra condition vector (0: none).
         n_agents: agents folded into the batch (1 for a plain U-Net).
         agent_attention: cross-agent attention at the bottleneck and on decoder skips.
+        res_blocks: residual blocks per encoder and decoder level (Diffuser: 2, the
+            default; the bottleneck always has two).
     """
 
     def __init__(
