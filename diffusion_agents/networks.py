@@ -380,15 +380,20 @@ class TemporalUNet(nn.Module):
             emb_dim = 2 * emb
         else:
             emb_dim = emb
+
+        def level(c_in: int, c_out: int) -> list[nn.Module]:
+            """``res_blocks`` residual blocks, ``c_in -> c_out`` then ``c_out -> c_out``."""
+            return [ResidualTemporalBlock(c_in, c_out, emb_dim, kernel_size)] + [
+                ResidualTemporalBlock(c_out, c_out, emb_dim, kernel_size)
+                for _ in range(res_blocks - 1)
+            ]
+
         self.downs = nn.ModuleList()
         skip_dims = []
         for i, (c_in, c_out) in enumerate(zip(dims[:-1], dims[1:])):
             last = i == len(dims) - 2
-            blocks = [ResidualTemporalBlock(c_in, c_out, emb_dim, kernel_size)]
-            blocks += [
-                ResidualTemporalBlock(c_out, c_out, emb_dim, kernel_size)
-                for _ in range(res_blocks - 1)
-            ]
+            # blocks before the down conv, as before res_blocks existed: same initial weights
+            blocks = level(c_in, c_out)
             down = Conv1d(c_out, c_out, 3, stride=2) if not last else nn.Identity()
             self.downs.append(nn.ModuleList([*blocks, down]))
             skip_dims.append(c_out)
@@ -406,12 +411,7 @@ class TemporalUNet(nn.Module):
         for c_skip_out, c_prev in rev[:-1]:
             # c_skip_out: channels coming from below and of the skip; output c_prev.
             c = c_skip_out
-            blocks = [ResidualTemporalBlock(c * 2, c_prev, emb_dim, kernel_size)]
-            blocks += [
-                ResidualTemporalBlock(c_prev, c_prev, emb_dim, kernel_size)
-                for _ in range(res_blocks - 1)
-            ]
-            self.ups.append(nn.ModuleList([*blocks, UpConv1d(c_prev)]))
+            self.ups.append(nn.ModuleList([*level(c * 2, c_prev), UpConv1d(c_prev)]))
             self.skip_attn.append(
                 AgentAttention(c, n_agents, attention_heads)
                 if self.agent_attention
