@@ -45,14 +45,7 @@ def run(args) -> int:
 
     from diffusion_agents import MADiffConfig, MADiffPolicy
     from diffusion_agents.madiff.policy import _load_batch
-    from diffusion_agents.madiff.training import (
-        FlatParameters,
-        fit,
-        fit_statistics,
-        make_ema,
-        make_optimizer,
-        prepare_data,
-    )
+    from diffusion_agents.madiff.training import TrainingRun
 
     variants = json.loads(args.variants)
     if not isinstance(variants, dict) or not variants:
@@ -67,17 +60,7 @@ def run(args) -> int:
             **{"compile": not args.no_compile, **overrides, "n_steps": total}
         )
         model = MADiffPolicy._build_model(cfg, dims, cfg.seed)
-        fit_statistics(model, batch)
-        flat = FlatParameters(model)
-        steps[name] = fit(
-            model,
-            prepare_data(model, batch),
-            cfg,
-            flat=flat,
-            optimizer=make_optimizer(flat, cfg),
-            ema=make_ema(model, flat, cfg),
-            generator=torch.Generator().manual_seed(cfg.seed),
-        )
+        steps[name] = TrainingRun.start(model, batch, cfg).steps()
         t0 = time.perf_counter()
         for _ in range(args.warmup):
             next(steps[name])

@@ -48,6 +48,7 @@ MODES = ("decentralized", "centralized")
 PREDICTIONS = ("eps", "x0", "v")
 SAMPLERS = ("ddpm", "ddim")
 SCHEDULES = ("cosine", "linear")
+PRECISIONS = ("fp32", "bf16")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -127,6 +128,12 @@ class MADiffConfig:
             results up to float rounding; on the 2-core CPU 1.6-2.3x the eager training
             throughput after a one-off compilation of 1.5-3.5 minutes (cached across
             processes). A run may resume with the other setting.
+        precision: ``"fp32"`` (default) or ``"bf16"``: the training forward (diffusion
+            and inverse-dynamics losses) runs under ``torch.autocast`` with bfloat16 on the
+            training device; weights, gradients, AdamW and EMA state stay float32, and
+            ``act`` always runs in float32. A training-speed setting: its worth depends on
+            the hardware (native bf16 matrix units) and is measured in docs/madiff.md,
+            "Mixed precision". A run may resume with the other setting.
         seed: seeds sampling of batches, the initial weights and the policy's noise.
         device: ``"cpu"`` (default), ``"cuda"``, ``"cuda:1"``, or ``"auto"``.
     """
@@ -171,6 +178,7 @@ class MADiffConfig:
     ema_start: int = 500
     checkpoint_every: int = 5_000
     compile: bool = False
+    precision: str = "fp32"
     seed: int = 0
     device: str = "cpu"
 
@@ -186,6 +194,7 @@ class MADiffConfig:
         choice("prediction", PREDICTIONS)
         choice("sampler", SAMPLERS)
         choice("schedule", SCHEDULES)
+        choice("precision", PRECISIONS)
         object.__setattr__(self, "dim_mults", tuple(int(m) for m in self.dim_mults))
         object.__setattr__(self, "inv_hidden", tuple(int(m) for m in self.inv_hidden))
         positive = (

@@ -43,14 +43,7 @@ from diffusion_agents.checkpoint import (
 )
 from diffusion_agents.madiff.config import MADiffConfig
 from diffusion_agents.madiff.model import MADiffModel, known_mask
-from diffusion_agents.madiff.training import (
-    FlatParameters,
-    fit,
-    fit_statistics,
-    make_ema,
-    make_optimizer,
-    prepare_data,
-)
+from diffusion_agents.madiff.training import TrainingRun
 from wrappers.spaces import core_obs_space, flatten_obs, has_action_mask
 
 KIND = "madiff-policy"
@@ -193,12 +186,8 @@ class MADiffPolicy:
                     "MultiDiscrete and MultiBinary."
                 )
         model = cls._build_model(config, dims, config.seed).to(device)
-        fit_statistics(model, batch)
-        data = prepare_data(model, batch)
-        flat = FlatParameters(model)
-        optimizer = make_optimizer(flat, config)
-        ema = make_ema(model, flat, config)
-        generator = torch.Generator().manual_seed(config.seed)
+        run = TrainingRun.start(model, batch, config)
+        optimizer, ema, generator = run.optimizer, run.ema, run.generator
         start = 0
         info = {
             "dataset_id": batch.dataset_id,
@@ -232,16 +221,7 @@ class MADiffPolicy:
             desc="MADiff",
             disable=not show_progress,
         )
-        for step, metrics in fit(
-            model,
-            data,
-            config,
-            flat=flat,
-            optimizer=optimizer,
-            ema=ema,
-            generator=generator,
-            start_step=start,
-        ):
+        for step, metrics in run.steps(start):
             bar.update(1)
             if step % 50 == 0 or step == config.n_steps:
                 bar.set_postfix(
@@ -267,7 +247,7 @@ class MADiffPolicy:
                 "another checkpoint_path to start over."
             )
         saved = _saved_config(meta).replace(
-            n_steps=config.n_steps, compile=config.compile
+            n_steps=config.n_steps, compile=config.compile, precision=config.precision
         )
         if saved != config:
             diff = {

@@ -322,6 +322,48 @@ def fit(
             model.unet.channels_last_training = False
 
 
+@dataclasses.dataclass
+class TrainingRun:
+    """Everything one training run updates, built by :meth:`start`; :meth:`steps` runs
+    :func:`fit` on it. ``MADiffPolicy.train`` and the training benchmarks share this set-up."""
+
+    model: MADiffModel
+    data: MADiffData
+    config: MADiffConfig
+    flat: FlatParameters
+    optimizer: torch.optim.Optimizer
+    ema: FlatEMA
+    generator: torch.Generator
+
+    @classmethod
+    def start(cls, model: MADiffModel, batch, config: MADiffConfig) -> TrainingRun:
+        """Normalization statistics and tensors from an ``EpisodeBatch``, flat parameters,
+        fused AdamW, EMA, and the batch generator seeded with ``config.seed``."""
+        fit_statistics(model, batch)
+        flat = FlatParameters(model)
+        return cls(
+            model=model,
+            data=prepare_data(model, batch),
+            config=config,
+            flat=flat,
+            optimizer=make_optimizer(flat, config),
+            ema=make_ema(model, flat, config),
+            generator=torch.Generator().manual_seed(config.seed),
+        )
+
+    def steps(self, start_step: int = 0) -> Iterator[tuple[int, dict[str, float]]]:
+        return fit(
+            self.model,
+            self.data,
+            self.config,
+            flat=self.flat,
+            optimizer=self.optimizer,
+            ema=self.ema,
+            generator=self.generator,
+            start_step=start_step,
+        )
+
+
 def inverse_ranges(model: MADiffModel, flat: FlatParameters) -> list[tuple[int, int]]:
     """``(start, end)`` ranges of the inverse-dynamics parameters inside ``flat.data``."""
     ids = {id(p) for p in model.inverse_module.parameters()}
@@ -339,32 +381,44 @@ def inverse_ranges(model: MADiffModel, flat: FlatParameters) -> list[tuple[int, 
     return ranges
 
 
+def training_autocast(config: MADiffConfig, device: torch.device) -> torch.autocast:
+    """The autocast context of the training forward: bfloat16 for ``precision="bf16"``,
+    a disabled context (float32) otherwise. bfloat16 has float32's exponent range, so no
+    loss scaling is needed (unlike float16)."""
+    return torch.autocast(
+        device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16"
+    )
+
+
 def _steps(model, data, config, flat, optimizer, ema, generator, start_step):
     frozen = None  # (ranges, values) of the inverse dynamics once it stops training
+    autocast = training_autocast(config, flat.data.device)
     for step in range(start_step, config.n_steps):
         train_inv = config.inverse_steps is None or step < config.inverse_steps
         if not train_inv and frozen is None:
             ranges = inverse_ranges(model, flat)
             frozen = (ranges, [flat.data[a:b].clone() for a, b in ranges])
         batch = sample_batch(data, config, generator, model.dim_valid)
-        diff_loss = model.diffusion_loss(
-            batch["tau"],
-            batch["known"],
-            batch["weights"],
-            batch["returns"],
-            batch["drop"],
-            generator=generator,
-        )
-        loss = diff_loss
-        if train_inv:
-            inv_loss = model.inverse_loss(
-                batch["inv_o"],
-                batch["inv_next"],
-                batch["inv_agent"],
-                batch["inv_actions"],
-                batch["inv_masks"],
+        with autocast:
+            diff_loss = model.diffusion_loss(
+                batch["tau"],
+                batch["known"],
+                batch["weights"],
+                batch["returns"],
+                batch["drop"],
+                generator=generator,
             )
-            loss = diff_loss + config.inv_loss_weight * inv_loss
+            loss = diff_loss
+            if train_inv:
+                inv_loss = model.inverse_loss(
+                    batch["inv_o"],
+                    batch["inv_next"],
+                    batch["inv_agent"],
+                    batch["inv_actions"],
+                    batch["inv_masks"],
+                )
+                loss = diff_loss + config.inv_loss_weight * inv_loss
+        # backward outside autocast, as torch.amp recommends: it follows the forward's dtypes
         flat.zero_grad()
         loss.backward()
         if config.grad_clip:
@@ -386,6 +440,7 @@ __all__ = [
     "FlatEMA",
     "FlatParameters",
     "MADiffData",
+    "TrainingRun",
     "fit",
     "fit_statistics",
     "inverse_ranges",
@@ -393,4 +448,5 @@ __all__ = [
     "make_optimizer",
     "prepare_data",
     "sample_batch",
+    "training_autocast",
 ]

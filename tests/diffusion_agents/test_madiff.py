@@ -103,19 +103,9 @@ def _run_episode(env, policy, seed):
 
 
 def test_reproduces_deterministic_behaviour_policy(chase_policy):
-    env = make_env(f"{TOY}:make_chase_env", n_agents=2, max_cycles=8)
-    expert = ChasePolicy()
-    agree = total = 0
-    for ep in range(6):
-        obs, _ = env.reset(seed=1000 + ep)
-        chase_policy.reset(seed=ep)
-        while env.agents:
-            act, ref = chase_policy.act(obs), expert.act(obs)
-            agree += sum(int(act[a]) == int(ref[a]) for a in act)
-            total += len(act)
-            obs, *_ = env.step(act)
     # chance is 1/3; a working pipeline agrees far more often
-    assert agree / total > 0.6, f"agreement {agree / total:.2f}"
+    agreement = _agreement(chase_policy)
+    assert agreement > 0.6, f"agreement {agreement:.2f}"
 
 
 def test_heterogeneous_agents_shapes_and_teammate_predictions(
@@ -426,6 +416,77 @@ def test_compiled_training_matches_eager(chase_batch):
         torch.testing.assert_close(v2, v, rtol=1e-3, atol=1e-4, msg=k)
 
 
+def _agreement(policy, episodes=6):
+    env = make_env(f"{TOY}:make_chase_env", n_agents=2, max_cycles=8)
+    expert = ChasePolicy()
+    agree = total = 0
+    for ep in range(episodes):
+        obs, _ = env.reset(seed=1000 + ep)
+        policy.reset(seed=ep)
+        while env.agents:
+            act, ref = policy.act(obs), expert.act(obs)
+            agree += sum(int(act[a]) == int(ref[a]) for a in act)
+            total += len(act)
+            obs, *_ = env.step(act)
+    return agree / total
+
+
+def test_bf16_training_runs_in_bf16_keeps_fp32_state_and_learns(chase_batch, tmp_path):
+    """``precision="bf16"``: the U-Net's training forward runs in bfloat16, weights and the
+    optimizer stay float32, losses track float32 training, and the policy still learns the
+    behaviour policy, saves, loads and resumes (with either precision)."""
+    cfg = TINY.replace(n_steps=6, ema_start=2)
+    seen: list[torch.dtype] = []
+    losses: dict[str, list[float]] = {"fp32": [], "bf16": []}
+    def conv_dtype(module, args, out):
+        if isinstance(module, torch.nn.Conv1d) and module.training:
+            seen.append(out.dtype)
+
+    for prec in ("fp32", "bf16"):
+        hook = torch.nn.modules.module.register_module_forward_hook(conv_dtype)
+        try:
+            MADiffPolicy.train(
+                chase_batch,
+                cfg.replace(precision=prec),
+                show_progress=False,
+                callback=lambda step, m, prec=prec: losses[prec].append(m["loss"]),
+            )
+        finally:
+            hook.remove()
+        if prec == "fp32":
+            assert seen and set(seen) == {torch.float32}
+            seen.clear()
+    assert torch.bfloat16 in seen
+    assert all(math.isfinite(v) for v in losses["bf16"])
+    # bf16 keeps ~3 significant digits: close to the fp32 run, not equal to it
+    assert losses["bf16"] == pytest.approx(losses["fp32"], rel=0.05)
+    assert losses["bf16"] != losses["fp32"]
+
+    ckpt = tmp_path / "bf16.safetensors"
+    long = TINY.replace(n_steps=300, batch_size=32, precision="bf16", checkpoint_every=150)
+    pol = MADiffPolicy.train(
+        chase_batch, long, seed=0, show_progress=False, checkpoint_path=ckpt,
+        callback=lambda step, m: step == 150,
+    )
+    assert pol.info["train_steps"] == 150
+    pol = MADiffPolicy.train(  # resumes in float32: precision is a training setting
+        chase_batch, long.replace(precision="fp32"), seed=0, show_progress=False,
+        checkpoint_path=ckpt,
+    )
+    assert pol.info["train_steps"] == 300
+    assert all(v.dtype == torch.float32 for v in pol.model.state_dict().values()
+               if v.is_floating_point())
+    assert _agreement(pol) > 0.6
+    path = tmp_path / "bf16_policy.safetensors"
+    pol.save(path)
+    loaded = MADiffPolicy.load(path)
+    env = make_env(f"{TOY}:make_chase_env", n_agents=2, max_cycles=8)
+    obs, _ = env.reset(seed=3)
+    pol.reset(seed=1)
+    loaded.reset(seed=1)
+    assert pol.act(obs) == loaded.act(obs)
+
+
 def test_plan_deltas_round_trip_and_policy(chase_batch, tmp_path):
     """``plan_deltas``: the future columns are diffused as scaled one-step changes; the
     transform inverts, the data's changes land in [-1, 1], the inpainted history and
@@ -461,20 +522,11 @@ def test_plan_deltas_round_trip_and_policy(chase_batch, tmp_path):
 
 
 def test_inverse_steps_stops_training_the_inverse_dynamics_only(chase_batch):
-    from diffusion_agents.madiff.training import (
-        FlatParameters,
-        fit,
-        fit_statistics,
-        make_ema,
-        make_optimizer,
-        prepare_data,
-    )
+    from diffusion_agents.madiff.training import TrainingRun
 
     cfg = TINY.replace(n_steps=12, inverse_steps=5)
     model = MADiffPolicy._build_model(cfg, MADiffPolicy._model_dims(chase_batch), 0)
-    fit_statistics(model, chase_batch)
-    flat = FlatParameters(model)
-    opt, ema = make_optimizer(flat, cfg), make_ema(model, flat, cfg)
+    run = TrainingRun.start(model, chase_batch, cfg)
 
     def inv_now():
         return torch.cat([p.detach().reshape(-1).clone() for p in model.inv.parameters()])
@@ -483,9 +535,7 @@ def test_inverse_steps_stops_training_the_inverse_dynamics_only(chase_batch):
         return torch.cat([p.detach().reshape(-1).clone() for p in model.unet.parameters()])
 
     seen = {}
-    gen = torch.Generator().manual_seed(0)
-    data = prepare_data(model, chase_batch)
-    for step, metrics in fit(model, data, cfg, flat=flat, optimizer=opt, ema=ema, generator=gen):
+    for step, metrics in run.steps():
         seen[step] = (inv_now(), unet_now(), metrics["inv_loss"])
     assert all(math.isfinite(seen[s][2]) for s in range(1, 6))
     assert all(math.isnan(seen[s][2]) for s in range(6, 13))
