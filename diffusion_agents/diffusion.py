@@ -52,6 +52,7 @@ SCHEDULES = ("cosine", "linear")
 PREDICTIONS = ("eps", "x0", "v")
 SAMPLERS = ("ddpm", "ddim")
 LOSSES = ("l2", "l1")
+PRECISIONS = ("fp32", "bf16")
 
 
 def _check(name: str, value: object, allowed: tuple) -> None:
@@ -405,11 +406,24 @@ class GaussianDiffusion(nn.Module):
         return x
 
 
+def training_autocast(precision: str, device: torch.device | str) -> torch.autocast:
+    """The autocast context of a training forward pass (MADiff and EAQ): bfloat16 for
+    ``precision="bf16"``, a disabled context (float32) for ``"fp32"``. Parameters, their
+    gradients and the optimizers stay float32; run the backward outside the context, as
+    ``torch.amp`` recommends. bfloat16 keeps float32's exponent range, so unlike float16 no
+    loss scaling is needed."""
+    _check("precision", precision, PRECISIONS)
+    device_type = torch.device(device).type
+    return torch.autocast(device_type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
 __all__ = [
+    "PRECISIONS",
     "GaussianDiffusion",
     "apply_inpaint",
     "classifier_free_guidance",
     "condition_dropout",
     "cosine_beta_schedule",
     "linear_beta_schedule",
+    "training_autocast",
 ]

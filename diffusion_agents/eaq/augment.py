@@ -35,6 +35,7 @@ from minari.storage.datasets_root_dir import get_dataset_path
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
+from diffusion_agents.diffusion import training_autocast
 from diffusion_agents.eaq.config import EAQConfig
 from diffusion_agents.eaq.encode import (
     DecodeResult,
@@ -166,16 +167,18 @@ class EAQAugmenter:
         q_opt = torch.optim.Adam(aux, lr=cfg.q_learning_rate)
         gen = torch.Generator().manual_seed(cfg.seed)
         E = data.shape[0]
+        autocast = training_autocast(cfg.precision, dev)
         bar = tqdm(range(cfg.n_steps), desc="EAQ fit", disable=not show_progress)
         for step in bar:
             idx = torch.randint(0, E, (cfg.batch_size,), generator=gen).to(dev)
             lam = cfg.q_weight if step >= cfg.q_warmup_steps else 0.0
-            losses = model.losses(
-                data[idx], step_mask[idx], q_weight=lam,
-                temperature=cfg.action_temperature, generator=gen,
-                # the dynamics model, like Q_phi, first learns alone from the real data
-                dynamics_weight=cfg.dynamics_weight if step >= cfg.q_warmup_steps else 0.0,
-            )
+            with autocast:
+                losses = model.losses(
+                    data[idx], step_mask[idx], q_weight=lam,
+                    temperature=cfg.action_temperature, generator=gen,
+                    # the dynamics model, like Q_phi, first learns alone from the real data
+                    dynamics_weight=cfg.dynamics_weight if step >= cfg.q_warmup_steps else 0.0,
+                )
             opt.zero_grad(set_to_none=True)
             q_opt.zero_grad(set_to_none=True)
             (losses["model"] + losses["q_fit"] + losses.get("dyn_fit", 0.0)).backward()

@@ -28,6 +28,8 @@ import dataclasses
 import json
 from typing import Any
 
+from diffusion_agents.diffusion import PRECISIONS
+
 SAMPLERS = ("ddim", "ddpm")
 
 
@@ -68,6 +70,10 @@ class EAQConfig:
         sample_batch_size: episodes generated per sampler call.
         max_sample_rounds: give up after this many sampler calls without enough accepted
             episodes (each call draws ``sample_batch_size`` candidates).
+        precision: ``"fp32"`` or ``"bf16"``: :meth:`EAQAugmenter.fit` runs the forward of
+            ``f_theta``, ``Q_phi`` (and the dynamics model) under bfloat16 autocast, as
+            ``MADiffConfig.precision`` does; parameters, optimizers, EMA and sampling stay
+            float32. Measured in docs/eaq.md ("Mixed precision").
         seed: seeds numpy and torch for fitting and sampling.
         device: torch device; ``None`` = CPU.
     """
@@ -95,6 +101,7 @@ class EAQConfig:
     ema_decay: float = 0.995
     sample_batch_size: int = 512
     max_sample_rounds: int = 50
+    precision: str = "fp32"
     seed: int = 0
     device: str | None = None
 
@@ -103,6 +110,8 @@ class EAQConfig:
             raise ValueError(f"sampler={self.sampler!r}; allowed: {SAMPLERS}.")
         if self.q_weight < 0:
             raise ValueError(f"q_weight must be >= 0 (0 = EAQ without Q), got {self.q_weight}.")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision={self.precision!r}; allowed: {PRECISIONS}.")
         for name in ("n_steps", "batch_size", "n_diffusion_steps", "sample_steps",
                      "sample_batch_size", "max_sample_rounds", "dim", "q_hidden"):
             if int(getattr(self, name)) < 1:

@@ -44,11 +44,12 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from diffusion_agents.diffusion import PRECISIONS
+
 MODES = ("decentralized", "centralized")
 PREDICTIONS = ("eps", "x0", "v")
 SAMPLERS = ("ddpm", "ddim")
 SCHEDULES = ("cosine", "linear")
-PRECISIONS = ("fp32", "bf16")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

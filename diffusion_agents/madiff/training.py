@@ -16,6 +16,7 @@ from einops import rearrange
 from ema_pytorch import EMA
 from torch import nn
 
+from diffusion_agents.diffusion import training_autocast
 from diffusion_agents.madiff.config import MADiffConfig
 from diffusion_agents.madiff.model import MADiffModel, known_mask
 
@@ -381,18 +382,9 @@ def inverse_ranges(model: MADiffModel, flat: FlatParameters) -> list[tuple[int, 
     return ranges
 
 
-def training_autocast(config: MADiffConfig, device: torch.device) -> torch.autocast:
-    """The autocast context of the training forward: bfloat16 for ``precision="bf16"``,
-    a disabled context (float32) otherwise. bfloat16 has float32's exponent range, so no
-    loss scaling is needed (unlike float16)."""
-    return torch.autocast(
-        device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16"
-    )
-
-
 def _steps(model, data, config, flat, optimizer, ema, generator, start_step):
     frozen = None  # (ranges, values) of the inverse dynamics once it stops training
-    autocast = training_autocast(config, flat.data.device)
+    autocast = training_autocast(config.precision, flat.data.device)
     for step in range(start_step, config.n_steps):
         train_inv = config.inverse_steps is None or step < config.inverse_steps
         if not train_inv and frozen is None:
@@ -448,5 +440,4 @@ __all__ = [
     "make_optimizer",
     "prepare_data",
     "sample_batch",
-    "training_autocast",
 ]

@@ -10,6 +10,8 @@ the model generates (decoded reward rows), not the Q estimator that the loss opt
 from __future__ import annotations
 
 import numpy as np
+import pytest
+import torch
 
 from diffusion_agents.eaq import EAQAugmenter, EAQConfig
 from wrappers import load_episodes, record_dataset
@@ -51,19 +53,34 @@ def record_towards_or_away(dataset_id: str, episodes: int, max_cycles: int, seed
     )
 
 
-def test_q_total_guidance_raises_the_return_of_synthetic_episodes():
-    ds = record_towards_or_away("mpe2/spread2/bimodal-v0", 60, max_cycles=6)
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_q_total_guidance_raises_the_return_of_synthetic_episodes(precision):
+    """Also with ``precision="bf16"``: the fit's convolutions then run in bfloat16 (checked),
+    parameters stay float32, and guidance still works."""
+    ds = record_towards_or_away(f"mpe2/spread2/bimodal-{precision}-v0", 60, max_cycles=6)
     real = load_episodes(ds)
     base = EAQConfig(
         n_steps=300, batch_size=32, dim=16, dim_mults=(1, 2), q_hidden=64,
         q_warmup_steps=100, n_diffusion_steps=50, sample_steps=10, sample_batch_size=256,
-        seed=0,
+        seed=0, precision=precision,
     )
+    seen: set[torch.dtype] = set()
+
+    def conv_dtype(module, args, output):
+        if isinstance(module, torch.nn.Conv1d) and torch.is_grad_enabled():
+            seen.add(output.dtype)
+
     out = {}
     for lam in (0.0, 0.3):
-        aug = EAQAugmenter(base.replace(q_weight=lam)).fit(real, show_progress=False)
+        hook = torch.nn.modules.module.register_module_forward_hook(conv_dtype)
+        try:
+            aug = EAQAugmenter(base.replace(q_weight=lam)).fit(real, show_progress=False)
+        finally:
+            hook.remove()
+        assert all(p.dtype == torch.float32 for p in aug.model.parameters())
         res = aug.sample(256, seed=1, show_progress=False)
         out[lam] = (res.batch.returns.mean(), res.q_estimate.mean(), res.acceptance_rate)
+    assert seen == {torch.bfloat16 if precision == "bf16" else torch.float32}
     spread = real.returns.std()
     (r0, q0, acc0), (r1, q1, acc1) = out[0.0], out[0.3]
     assert acc0 > 0.5 and acc1 > 0.5, out
@@ -76,8 +93,6 @@ def test_q_total_guidance_raises_the_return_of_synthetic_episodes():
 def test_q_total_guidance_is_capped_so_it_cannot_exploit_extrapolation():
     """``L_Qtot`` rewards raising ``Q_phi`` up to the best normalized return of the data (1)
     and no further, whatever ``Q_phi`` extrapolates off the data."""
-    import torch
-
     from diffusion_agents.eaq.encode import EpisodeLayout
     from diffusion_agents.eaq.model import EAQModel
 
