@@ -16,7 +16,8 @@ prints the load average seen during the run. Rows:
   timed over ``--ddpm-steps`` steps, extrapolated to 200.
 - ``train, default, batch 32``: gradient steps per second; ``compile=True``: the same with
   the U-Net compiled (``MADiffConfig.compile``), after its compilation (timed separately;
-  inductor caches it across processes, so a second run compiles in seconds).
+  inductor caches it across processes, so a second run compiles in seconds); then with
+  ``precision="bf16"`` as well (bfloat16 autocast, ``MADiffConfig.precision``).
 - ``diffusers DDIMScheduler.step`` vs our sampler loop: per-step overhead with a no-op model.
 
 Weights do not change timings, so the policy is trained for one step on a small recorded
@@ -225,13 +226,19 @@ def run(args) -> int:
 
     train_sps, train_sps_cpu, _ = train_rate()
     rss_train = _peak_rss_mib()
-    compiled: tuple[float, float, float] | str | None = None
+    # compiled rows: float32, then bf16 autocast (MADiffConfig.precision; its worth depends
+    # on the CPU's bf16 support, so it is measured rather than assumed)
+    compiled_rows: dict[str, tuple[float, float, float] | str] = {}
     if not args.no_compile:
-        try:
-            compiled = train_rate(compile=True)
-        except Exception as exc:  # no C++ compiler, unsupported platform, ...
-            compiled = f"{type(exc).__name__}: {str(exc).splitlines()[0][:120]}"
-        print(f"train, compile=True: {compiled}", flush=True)
+        for label, changes in (
+            ("compile=True", {"compile": True}),
+            ("compile=True, precision=bf16", {"compile": True, "precision": "bf16"}),
+        ):
+            try:
+                compiled_rows[label] = train_rate(**changes)
+            except Exception as exc:  # no C++ compiler, unsupported platform, ...
+                compiled_rows[label] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:120]}"
+            print(f"train, {label}: {compiled_rows[label]}", flush=True)
 
     # per-step sampler overhead: ours vs diffusers' DDIMScheduler.step, no-op model
     x_shape = (18, cfg.window, 18)
@@ -276,14 +283,15 @@ def run(args) -> int:
         f"| train, default, batch 32 | {train_sps:.1f} steps/s | {train_sps_cpu:.1f} "
         f"steps per CPU-second | | {args.train_steps} steps after 5 warm-up |"
     )
-    if isinstance(compiled, tuple):
-        print(
-            f"| train, default, batch 32, compile=True | {compiled[0]:.1f} steps/s | "
-            f"{compiled[1]:.1f} steps per CPU-second | x{compiled[0] / train_sps:.2f} vs "
-            f"eager | compilation + 5 warm-up steps: {compiled[2]:.0f} s |"
-        )
-    elif compiled is not None:
-        print(f"| train, default, batch 32, compile=True | failed: {compiled} | | | |")
+    for label, compiled in compiled_rows.items():
+        if isinstance(compiled, tuple):
+            print(
+                f"| train, default, batch 32, {label} | {compiled[0]:.1f} steps/s | "
+                f"{compiled[1]:.1f} steps per CPU-second | x{compiled[0] / train_sps:.2f} vs "
+                f"eager | compilation + 5 warm-up steps: {compiled[2]:.0f} s |"
+            )
+        else:
+            print(f"| train, default, batch 32, {label} | failed: {compiled} | | | |")
     print(
         f"| peak RSS | {rss_act:.0f} MiB (default act), {rss_ref:.0f} MiB (+ reference "
         f"model), {rss_train:.0f} MiB (+ training) | | | process start "
@@ -306,10 +314,16 @@ def run(args) -> int:
         "train_steps_per_s": train_sps,
         "cpu_ms": cpu,
         "train_steps_per_cpu_s": train_sps_cpu,
-        "train_compiled": (
-            dict(zip(("steps_per_s", "steps_per_cpu_s", "warmup_seconds"), compiled))
-            if isinstance(compiled, tuple) else compiled
-        ),
+        **{
+            key: (
+                dict(zip(("steps_per_s", "steps_per_cpu_s", "warmup_seconds"), row))
+                if isinstance(row, tuple) else row
+            )
+            for key, row in (
+                ("train_compiled", compiled_rows.get("compile=True")),
+                ("train_compiled_bf16", compiled_rows.get("compile=True, precision=bf16")),
+            )
+        },
         "peak_rss_mib": {"act": rss_act, "reference": rss_ref, "train": rss_train},
         "sampler_step_us": {"ours": 1000 * ours_ms, "diffusers": 1000 * diff_ms},
     }
