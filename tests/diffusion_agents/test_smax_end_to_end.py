@@ -32,14 +32,24 @@ def smax_dataset():
     )
 
 
-def test_madiff_and_eaq_train_and_act_on_smax(smax_dataset):
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_madiff_and_eaq_train_and_act_on_smax(smax_dataset, precision):
+    """Also with bf16 training (``precision``): masked logits and variable lengths under
+    autocast must still give finite losses, legal actions and legal synthetic episodes."""
     batch = load_episodes(smax_dataset)
     assert batch.action_masks is not None
     assert len(set(batch.lengths.tolist())) > 1, "want variable-length episodes"
     assert (~batch.alive[:, :-1] & batch.valid[:, :, None]).any(), "want deaths"
 
-    config = MADiffConfig(n_steps=30, batch_size=8, horizon=4, base_width=16)
-    policy = MADiffPolicy.train(smax_dataset, config, seed=0, show_progress=False)
+    config = MADiffConfig(
+        n_steps=30, batch_size=8, horizon=4, base_width=16, precision=precision
+    )
+    losses: list[float] = []
+    policy = MADiffPolicy.train(
+        smax_dataset, config, seed=0, show_progress=False,
+        callback=lambda step, m: losses.extend([m["loss"], m["inv_loss"]]),
+    )
+    assert len(losses) == 60 and np.isfinite(losses).all(), losses
     env = make_env(ENV_ID)
     obs, _ = env.reset(seed=3)
     policy.reset()
@@ -55,7 +65,8 @@ def test_madiff_and_eaq_train_and_act_on_smax(smax_dataset):
     assert steps > 0
 
     out = eaq.augment(
-        smax_dataset, num_episodes=4, n_steps=20, seed=0, show_progress=False
+        smax_dataset, num_episodes=4, n_steps=20, seed=0, show_progress=False,
+        config=eaq.EAQConfig(precision=precision),
     )
     aug = load_episodes(out)
     assert aug.synthetic.sum() >= 1 and (~aug.synthetic).sum() == batch.num_episodes
