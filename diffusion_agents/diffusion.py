@@ -413,8 +413,14 @@ def training_autocast(precision: str, device: torch.device | str) -> torch.autoc
     ``torch.amp`` recommends. bfloat16 keeps float32's exponent range, so unlike float16 no
     loss scaling is needed."""
     _check("precision", precision, PRECISIONS)
-    device_type = torch.device(device).type
-    return torch.autocast(device_type, dtype=torch.bfloat16, enabled=precision == "bf16")
+    dev = torch.device(device)
+    bf16 = precision == "bf16"
+    if bf16 and dev.type == "cuda" and not torch.cuda.is_bf16_supported(including_emulation=False):
+        raise ValueError(
+            f"precision='bf16' needs a GPU with bfloat16 arithmetic (Ampere or newer); "
+            f"{torch.cuda.get_device_name(dev)} has none. Use precision='fp32'."
+        )
+    return torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16)
 
 
 __all__ = [

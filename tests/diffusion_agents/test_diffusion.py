@@ -12,6 +12,7 @@ from diffusion_agents.diffusion import (
     GaussianDiffusion,
     classifier_free_guidance,
     condition_dropout,
+    training_autocast,
 )
 from diffusion_agents.networks import MLP, SinusoidalPosEmb, TemporalUNet
 
@@ -253,3 +254,20 @@ def test_unet_agent_attention_mixes_agents_only_when_on():
     with torch.no_grad():
         y, y2 = net(x, t, agent_mask=mask), net(x2, t, agent_mask=mask)
     assert torch.allclose(y[0], y2[0], atol=1e-6)
+
+
+def test_training_autocast_bf16_fp32_and_refusals(monkeypatch):
+    a, b = torch.randn(4, 8), torch.randn(8, 3)
+    with training_autocast("bf16", "cpu"):
+        assert (a @ b).dtype == torch.bfloat16
+    with training_autocast("fp32", torch.device("cpu")):
+        assert (a @ b).dtype == torch.float32
+    with pytest.raises(ValueError, match="precision='fp16' is not supported"):
+        training_autocast("fp16", "cpu")
+    # No GPU here: a stand-in for a pre-Ampere CUDA device (the check runs before any
+    # CUDA call that would need one).
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: False)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda dev=None: "Tesla V100")
+    with pytest.raises(ValueError, match="Tesla V100 has none. Use precision='fp32'"):
+        training_autocast("bf16", "cuda")
+    training_autocast("fp32", "cuda")  # float32 needs nothing
