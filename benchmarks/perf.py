@@ -81,6 +81,13 @@ def _median_ms(fn, repeats: int, warmup: int = 3, key: str | None = None) -> flo
     return 1000 * statistics.median(ts)
 
 
+def _rate_json(row: tuple[float, float, float] | str | None) -> dict[str, float] | str | None:
+    """A ``train_rate`` result for the JSON (an error text or None passes through)."""
+    if isinstance(row, tuple):
+        return dict(zip(("steps_per_s", "steps_per_cpu_s", "warmup_seconds"), row))
+    return row
+
+
 def _peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -228,12 +235,14 @@ def run(args) -> int:
     rss_train = _peak_rss_mib()
     # compiled rows: float32, then bf16 autocast (MADiffConfig.precision; its worth depends
     # on the CPU's bf16 support, so it is measured rather than assumed)
+    compiled_variants = (  # (row label, JSON key, MADiffConfig changes)
+        ("compile=True", "train_compiled", {"compile": True}),
+        ("compile=True, precision=bf16", "train_compiled_bf16",
+         {"compile": True, "precision": "bf16"}),
+    )
     compiled_rows: dict[str, tuple[float, float, float] | str] = {}
     if not args.no_compile:
-        for label, changes in (
-            ("compile=True", {"compile": True}),
-            ("compile=True, precision=bf16", {"compile": True, "precision": "bf16"}),
-        ):
+        for label, _, changes in compiled_variants:
             try:
                 compiled_rows[label] = train_rate(**changes)
             except Exception as exc:  # no C++ compiler, unsupported platform, ...
@@ -314,16 +323,7 @@ def run(args) -> int:
         "train_steps_per_s": train_sps,
         "cpu_ms": cpu,
         "train_steps_per_cpu_s": train_sps_cpu,
-        **{
-            key: (
-                dict(zip(("steps_per_s", "steps_per_cpu_s", "warmup_seconds"), row))
-                if isinstance(row, tuple) else row
-            )
-            for key, row in (
-                ("train_compiled", compiled_rows.get("compile=True")),
-                ("train_compiled_bf16", compiled_rows.get("compile=True, precision=bf16")),
-            )
-        },
+        **{key: _rate_json(compiled_rows.get(label)) for label, key, _ in compiled_variants},
         "peak_rss_mib": {"act": rss_act, "reference": rss_ref, "train": rss_train},
         "sampler_step_us": {"ours": 1000 * ours_ms, "diffusers": 1000 * diff_ms},
     }

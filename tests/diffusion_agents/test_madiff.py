@@ -438,6 +438,7 @@ def test_bf16_training_runs_in_bf16_keeps_fp32_state_and_learns(chase_batch, tmp
     cfg = TINY.replace(n_steps=6, ema_start=2)
     seen: list[torch.dtype] = []
     losses: dict[str, list[float]] = {"fp32": [], "bf16": []}
+
     def conv_dtype(module, args, out):
         if isinstance(module, torch.nn.Conv1d) and module.training:
             seen.append(out.dtype)
