@@ -9,9 +9,12 @@ it has been a different CPU (AVX-512 and AMX some days, AVX2 only on others), so
 (with ``compile=True``, the default here) compiled first, then the variants take turns:
 ``--blocks`` rounds of ``--block-steps`` gradient steps each, timed per block; the table
 gives the median milliseconds per step, steps per second and the ratio to the first
-variant, which is the number to read. Batches, losses and optimizer updates are the
-library's own (``diffusion_agents.madiff.training.fit``); variants are ``MADiffConfig``
-overrides, e.g. ``'{"default": {}, "one block per level": {"res_blocks": 1}}'``.
+variant, which is the number to read: alternating compiled models costs speed of its own
+(the default alone 16.8 ms per step, as two alternated copies 19.9 ms each; fourteenth
+session), so the absolute rate of a training run is ``benchmarks.madiff_train_rate``'s.
+Batches, losses and optimizer updates are the library's own
+(``diffusion_agents.madiff.training.fit``); variants are ``MADiffConfig`` overrides,
+e.g. ``'{"default": {}, "one block per level": {"res_blocks": 1}}'``.
 """
 
 from __future__ import annotations
