@@ -21,7 +21,10 @@ prints the load average seen during the run. Rows:
 - ``diffusers DDIMScheduler.step`` vs our sampler loop: per-step overhead with a no-op model.
 
 Weights do not change timings, so the policy is trained for one step on a small recorded
-random dataset.
+random dataset. The training rows time a few dozen steps right after compilation, before the
+EMA starts; they compare rows of one run and overstate whole runs (fourteenth session: 38.2
+eager steps/s here against 31.4 over a 10,000-step run), which ``benchmarks.madiff_train_rate``
+times.
 
     diffusion-agents perf --threads 2
 """
