@@ -43,6 +43,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default=None, help="also write the table as JSON")
 
 
+def named_overrides(text: str, flag: str) -> dict[str, dict]:
+    """``{name: MADiffConfig overrides}`` from a command-line JSON text, or a clear exit."""
+    try:
+        named = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise SystemExit(f"{flag} is not valid JSON: {e}") from None
+    if not isinstance(named, dict) or not named or not all(isinstance(v, dict) for v in named.values()):
+        raise SystemExit(f"{flag} must be a non-empty JSON object {{name: overrides}}.")
+    return named
+
+
 def run(args) -> int:
     import torch
 
@@ -50,9 +61,7 @@ def run(args) -> int:
     from diffusion_agents.madiff.policy import _load_batch
     from diffusion_agents.madiff.training import TrainingRun
 
-    variants = json.loads(args.variants)
-    if not isinstance(variants, dict) or not variants:
-        raise SystemExit("--variants must be a non-empty JSON object {name: overrides}.")
+    variants = named_overrides(args.variants, "--variants")
     torch.set_num_threads(args.threads)
     batch = _load_batch(args.dataset)
     dims = MADiffPolicy._model_dims(batch)

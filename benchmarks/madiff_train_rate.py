@@ -66,12 +66,11 @@ def time_run(batch, config, segment: int) -> dict:
 def run(args) -> int:
     import torch
 
+    from benchmarks.madiff_train_ab import named_overrides
     from diffusion_agents import MADiffConfig
     from diffusion_agents.madiff.policy import _load_batch
 
-    configs = json.loads(args.configs)
-    if not isinstance(configs, dict) or not configs:
-        raise SystemExit("--configs must be a non-empty JSON object {name: overrides}.")
+    configs = named_overrides(args.configs, "--configs")
     if args.steps < 5 + args.segment:
         raise SystemExit(f"--steps must be at least 5 + --segment ({5 + args.segment}).")
     torch.set_num_threads(args.threads)

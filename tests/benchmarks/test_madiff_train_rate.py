@@ -31,6 +31,7 @@ def test_times_each_config_over_a_whole_run(tmp_path, capsys):
 
 @pytest.mark.parametrize("argv, match", [
     (["--configs", "[]"], "non-empty"),
+    (["--configs", "{not json"], "not valid JSON"),
     (["--steps", "10", "--segment", "250"], "at least"),
 ])
 def test_refuses_bad_arguments(argv, match):
