@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
-    from benchmarks.harness import write_text_atomic
+    from benchmarks.harness import write_json_atomic
     from benchmarks.madiff_eval import DDPM_ROW, eval_seed, rollout
     from diffusion_agents import MADiffConfig, MADiffPolicy
     from wrappers import load_episodes
@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     sd = f" (per-episode sd {diff.std(ddof=1):.1f})" if diff.size > 1 else ""
     print(f"episodes {start}-{stop - 1}: DDPM {np.mean(new):.1f}, default "
           f"{np.mean(default[start:stop]):.1f}, default minus DDPM {diff.mean():.1f}{sd}")
-    write_text_atomic(Path(args.out), json.dumps(out, indent=2))
+    write_json_atomic(args.out, out)
     print(f"wrote {args.out}")
     return 0
 

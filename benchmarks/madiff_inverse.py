@@ -27,10 +27,8 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 
@@ -258,14 +256,14 @@ def main(argv: list[str] | None = None) -> int:
         head.load_state_dict(saved)
     print(f"\n(head training {train_s:.0f} s; total {time.perf_counter() - t0:.0f} s)")
     if args.out:
-        from benchmarks.harness import write_text_atomic
+        from benchmarks.harness import write_json_atomic
 
         report = {
             "checkpoint": str(args.checkpoint), "dataset": policy.info["dataset_id"],
             "train_steps_of_checkpoint": policy.info.get("train_steps"),
             "args": vars(args), "curve": rows, "junction": junction, "scores": scores,
         }
-        write_text_atomic(Path(args.out), json.dumps(report, indent=1))
+        write_json_atomic(args.out, report)
     return 0
 
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from pathlib import Path
 
 import numpy as np
 
@@ -103,12 +102,12 @@ def run(args) -> int:
         print(f"| {name} | {info[name]['unet_parameters']:,} | {med:.1f} | "
               f"{1000 / med:.1f} | {med / ref:.2f} |")
     if args.out:
-        from benchmarks.harness import write_text_atomic
+        from benchmarks.harness import write_json_atomic
 
         out = {"dataset": args.dataset, "threads": args.threads, "compile": not args.no_compile,
                "blocks": args.blocks, "block_steps": args.block_steps, "variants": info,
                "block_ms": block_ms}
-        write_text_atomic(Path(args.out), json.dumps(out, indent=2))
+        write_json_atomic(args.out, out)
         print(f"\nwrote {args.out}")
     return 0
 

@@ -8,8 +8,9 @@ one ``MADiffPolicy.train`` of ``--steps`` gradient steps on the dataset, one run
 other in this process. The table gives the time to the end of the fifth step (set-up and,
 with ``compile=True``, compilation: minutes the first time, seconds from inductor's cache),
 the rate from step 5 to the last step (the whole run, EMA updates and the inverse
-dynamics' first ``inverse_steps`` included; no checkpoints), and the median, lowest and highest rate over
-``--segment``-step segments, which shows how much the machine drifted during the run.
+dynamics' first ``inverse_steps`` included; no checkpoints), and the median, lowest and
+highest rate over ``--segment``-step segments, which shows how much the machine drifted
+during the run.
 
 ``diffusion-agents perf`` times 60 steps and ``benchmarks.madiff_train_ab`` alternates
 variants in 10-step blocks; both are for comparing rows of one run. Alternating compiled
@@ -21,9 +22,7 @@ training run reaches is measured here.
 from __future__ import annotations
 
 import argparse
-import json
 import time
-from pathlib import Path
 
 import numpy as np
 
@@ -92,11 +91,11 @@ def run(args) -> int:
         print(f"| {name} | {r['startup_s']:.1f} s | {r['steps_per_s']:.1f} | "
               f"{np.median(seg):.1f} [{seg.min():.1f}, {seg.max():.1f}] |")
     if args.out:
-        from benchmarks.harness import write_text_atomic
+        from benchmarks.harness import write_json_atomic
 
         out = {"dataset": args.dataset, "threads": args.threads, "steps": args.steps,
                "segment": args.segment, "runs": results}
-        write_text_atomic(Path(args.out), json.dumps(out, indent=2))
+        write_json_atomic(args.out, out)
         print(f"\nwrote {args.out}")
     return 0
 
