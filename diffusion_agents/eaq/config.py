@@ -31,6 +31,7 @@ from typing import Any
 from diffusion_agents.diffusion import PRECISIONS
 
 SAMPLERS = ("ddim", "ddpm")
+Q_GUIDANCE_THROUGH = ("all", "actions")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -51,6 +52,11 @@ class EAQConfig:
             estimate is penalized where consecutive columns disagree with it (error relative
             to the mean squared real one-step change). 0 (the default) disables it and the
             model it needs; an extension of the paper (docs/eaq.md).
+        q_guidance_through: which rows of ``f_theta``'s estimate ``L_Qtot``'s gradient reaches:
+            ``"all"`` (the paper: observations, alive flags and actions) or ``"actions"``
+            (observation and alive rows detached, so the guidance can only change which
+            actions the generated episodes take, not move their observations towards where
+            ``Q_phi`` extrapolates high; an extension, docs/eaq.md).
         action_temperature: temperature of the soft one-hot relaxation in ``L_Qtot``.
         gamma: discount of the return-to-go (Q-total) row; 1.0 = undiscounted, as in EAQ.
         obs_deltas: give each step's observation change rows of its own and rebuild the
@@ -86,6 +92,7 @@ class EAQConfig:
     q_hidden: int = 256
     q_warmup_steps: int = 200
     dynamics_weight: float = 0.0
+    q_guidance_through: str = "all"
     action_temperature: float = 0.2
     gamma: float = 1.0
     obs_deltas: bool = False
@@ -110,6 +117,10 @@ class EAQConfig:
             raise ValueError(f"sampler={self.sampler!r}; allowed: {SAMPLERS}.")
         if self.q_weight < 0:
             raise ValueError(f"q_weight must be >= 0 (0 = EAQ without Q), got {self.q_weight}.")
+        if self.q_guidance_through not in Q_GUIDANCE_THROUGH:
+            raise ValueError(
+                f"q_guidance_through={self.q_guidance_through!r}; allowed: {Q_GUIDANCE_THROUGH}."
+            )
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision={self.precision!r}; allowed: {PRECISIONS}.")
         for name in ("n_steps", "batch_size", "n_diffusion_steps", "sample_steps",

@@ -141,6 +141,16 @@ class EAQModel(nn.Module):
         else:
             self.dyn = None
         self.q_row = layout.row("q_total")
+        # q_guidance_through="actions": L_Qtot's gradient reaches f_theta through these rows only
+        acts = torch.zeros(layout.num_features, dtype=torch.bool)
+        for seg in layout.segments:
+            if seg.kind in ("action_onehot", "action"):
+                acts[seg.start : seg.stop] = True
+        self.register_buffer(
+            "q_grad_rows",
+            acts if config.q_guidance_through == "actions" else None,
+            persistent=False,
+        )
         # (start, stop) of every discrete action block, for the soft one-hot relaxation.
         self.onehot_blocks = [
             (s.start, s.stop) for s in layout.segments if s.kind == "action_onehot"
@@ -197,6 +207,8 @@ class EAQModel(nn.Module):
             frozen = {k: v.detach() for k, v in self.q.named_parameters()}
             # Q_phi sees what the sampler would emit: x0 clipped to the data's range
             seen = x0_hat.clamp(*diff.clip_range) if diff.clip_denoised else x0_hat
+            if self.q_grad_rows is not None:
+                seen = torch.where(self.q_grad_rows[None, :, None], seen, seen.detach())
             q_hat = functional_call(self.q, frozen, (self.relax_actions(seen, temperature),))
             # capped at the best normalized return of the data (1): no reward for pushing
             # Q_phi beyond what any real episode reached, i.e. for exploiting extrapolation
