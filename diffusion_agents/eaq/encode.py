@@ -50,8 +50,8 @@ binary rows are thresholded at 0.5, a Discrete action is the arg-max of its bloc
 actions the decoded mask allows (never an illegal one), the episode is cut at the first
 generated done (or, with none, runs to the last column as a time-limit truncation) and
 terminates once no agent is left, an agent leaves at its first generated death (alive flags
-after it are ignored; an agent alive at every step of every real episode never dies, see
-``EpisodeLayout(immortal=...)``), an acting agent whose decoded mask allows nothing keeps its
+after it are ignored), a generated done before the shortest real episode's length is
+ignored (``EpisodeLayout(min_length=...)``), an acting agent whose decoded mask allows nothing keeps its
 highest-scoring action, and samples are rejected (and counted by reason) when they hold
 NaN/inf, let no agent act at some step, or put a continuous value further than
 ``range_margin * (max - min)`` outside the real data's range of its row.
@@ -134,12 +134,6 @@ class DecodeResult:
         return float(self.accepted.mean()) if self.accepted.size else 0.0
 
 
-def always_alive(batch: EpisodeBatch) -> tuple[bool, ...]:
-    """Per agent: alive in every column ``0..n`` of every episode of ``batch``."""
-    cols = np.arange(batch.alive.shape[1])[None, :] <= np.asarray(batch.lengths)[:, None]
-    return tuple(bool(np.all(batch.alive[:, :, i][cols])) for i in range(len(batch.agents)))
-
-
 class EpisodeLayout:
     """Row layout of the episode tensor for one dataset's agents and spaces.
 
@@ -154,18 +148,12 @@ class EpisodeLayout:
         gamma: discount of the Q-total (return-to-go) row.
         obs_deltas: add each agent's ``obs_delta`` rows and decode observations from them
             (module docstring).
-        immortal: per agent, True when it is alive at every step of every real episode
-            (MPE: all agents; SMAX: none). Decoding keeps such an agent alive to the end of
-            the episode whatever its generated alive row says: a death the data never shows
-            is not a transition of the task. Measured: a Q-guided fit on a 6-step MPE
-            dataset ended its samples after 3 steps by letting every agent die, which
-            "raised" their return by dropping negative rewards (docs/eaq.md). Default: all
-            False (the generated alive rows decide, as before this field existed).
         min_length: the shortest real episode's length; a generated done before it is
             ignored (the episode goes on), so fixed-length data (MPE's time limit) gives
-            fixed-length synthetic episodes. The same 6-step fit otherwise ended every
-            sample after 3 steps through a generated done once the alive rows could no
-            longer do it. Default 1 (every generated done counts).
+            fixed-length synthetic episodes. Measured: a Q-guided fit on 6-step MPE data
+            generated a done at step 3 in every sample, which "raised" their return by
+            dropping negative rewards (docs/eaq.md). Default 1 (every generated done
+            counts, as before this field existed).
     """
 
     def __init__(
@@ -178,7 +166,6 @@ class EpisodeLayout:
         state_dim: int = 0,
         gamma: float = 1.0,
         obs_deltas: bool = False,
-        immortal: tuple[bool, ...] | list[bool] | None = None,
         min_length: int = 1,
     ) -> None:
         from wrappers.spaces import action_dim, n_actions, obs_dim
@@ -194,11 +181,6 @@ class EpisodeLayout:
         self.state_dim = int(state_dim)
         self.gamma = float(gamma)
         self.obs_deltas = bool(obs_deltas)
-        self.immortal = tuple(bool(v) for v in (immortal or [False] * len(self.agents)))
-        if len(self.immortal) != len(self.agents):
-            raise ValueError(
-                f"immortal has {len(self.immortal)} entries for {len(self.agents)} agents."
-            )
         self.min_length = int(min_length)
         if not 1 <= self.min_length <= self.horizon - 1:
             raise ValueError(
@@ -273,7 +255,6 @@ class EpisodeLayout:
             state_dim=0 if batch.states is None else int(batch.states.shape[-1]),
             gamma=gamma,
             obs_deltas=obs_deltas,
-            immortal=always_alive(batch),
             min_length=max(int(np.min(batch.lengths)), 1),
         )
 
@@ -287,7 +268,6 @@ class EpisodeLayout:
             "state_dim": self.state_dim,
             "gamma": self.gamma,
             "obs_deltas": self.obs_deltas,
-            "immortal": list(self.immortal),
             "min_length": self.min_length,
         }
 
@@ -306,8 +286,7 @@ class EpisodeLayout:
             state_dim=d["state_dim"],
             gamma=d["gamma"],
             obs_deltas=d.get("obs_deltas", False),  # absent before the delta rows existed
-            immortal=d.get("immortal"),  # absent before it existed: the old decoding
-            min_length=d.get("min_length", 1),
+            min_length=d.get("min_length", 1),  # absent before it existed: the old decoding
         )
 
     # -- queries -----------------------------------------------------------------------------
@@ -491,8 +470,7 @@ class EpisodeLayout:
 
         alive = np.zeros((B, H, A), bool)
         for i in range(A):
-            # an agent the data never shows dead stays alive (``immortal``)
-            alive[:, :, i] = True if self.immortal[i] else x[:, :, self.rows("alive", i)[0]] > 0.5
+            alive[:, :, i] = x[:, :, self.rows("alive", i)[0]] > 0.5
         # An agent leaves at its first generated death, as the episode ends at its first
         # generated done: later alive flags are ignored (joining late, 0 -> 1, is fine).
         # Rejecting flickers instead accepted 0 of 128 SMAX samples (5 agents x 102 steps).

@@ -94,15 +94,10 @@ def test_layout_rows_for_heterogeneous_masked_agents():
     np.testing.assert_array_equal(raw[:, layout.row("q_total"), 0], batch.returns)
 
 
-def _mortal(layout: EpisodeLayout) -> EpisodeLayout:
-    """``layout`` as for data in which agents die and episodes end at any step."""
-    return EpisodeLayout.from_dict({**layout.to_dict(), "immortal": None, "min_length": 1})
-
-
 def test_decode_never_picks_a_masked_action_and_rejects_bad_samples():
     ds = _record(f"{TOY}:make_masked_env", "toy/eaq/masked-v0", n=4, n_agents=2)
     batch = load_episodes(ds)
-    layout = _mortal(EpisodeLayout.from_batch(batch))  # a generated death is tested below
+    layout = EpisodeLayout.from_batch(batch)
     raw = layout.encode(batch)
     rng = np.random.default_rng(0)
     noisy = raw.copy()
@@ -147,7 +142,7 @@ def test_decode_never_picks_a_masked_action_and_rejects_bad_samples():
 def test_decode_ends_the_episode_when_no_agent_is_left():
     ds = _record(f"{TOY}:make_masked_env", "toy/eaq/empty-v0", n=2, n_agents=2)
     batch = load_episodes(ds)
-    layout = _mortal(EpisodeLayout.from_batch(batch))
+    layout = EpisodeLayout.from_batch(batch)
     raw = layout.encode(batch)
     assert batch.lengths.min() > 3
     for i in range(2):
@@ -163,7 +158,8 @@ def test_decode_ends_the_episode_when_no_agent_is_left():
 def test_decode_cuts_at_the_first_generated_done():
     ds = _record(f"{TOY}:make_hetero_env", "toy/eaq/cut-v0", n=2, max_cycles=6)
     batch = load_episodes(ds)
-    layout = _mortal(EpisodeLayout.from_batch(batch))
+    # as for data whose episodes may end at any step (these all run to the time limit)
+    layout = EpisodeLayout.from_dict({**EpisodeLayout.from_batch(batch).to_dict(), "min_length": 1})
     raw = layout.encode(batch)
     raw[0, layout.row("terminated"), 2] = 0.9  # a done generated at step 2
     res = layout.decode(raw)
@@ -174,39 +170,29 @@ def test_decode_cuts_at_the_first_generated_done():
     assert (res.batch.obs[0, 4:] == 0).all()
 
 
-def test_decode_keeps_what_the_data_never_shows_from_happening():
-    """Agents that never die in the data stay alive, and no episode ends before the
-    shortest real one, whatever the generated alive and done rows say."""
+def test_decode_ignores_a_done_before_the_shortest_real_episode():
     ds = _record(f"{TOY}:make_hetero_env", "toy/eaq/fixed-v0", n=3, max_cycles=6)
     batch = load_episodes(ds)
     layout = EpisodeLayout.from_batch(batch)
-    assert layout.immortal == (True,) * len(batch.agents)
     assert layout.min_length == 6 == batch.lengths.min()
     raw = layout.encode(batch)
     raw[0, layout.row("terminated"), 2] = 0.9  # a done generated at step 2
-    for i in range(len(batch.agents)):
-        raw[1, layout.rows("alive", i)[0], 3:] = 0.0  # every agent dies at step 3
     res = layout.decode(raw)
     assert res.accepted.all()
-    assert res.batch.lengths.tolist() == [6, 6, 6]
-    _assert_same(batch, res.batch)
-    # saved before these fields existed: the generated rows decide, as they did then
-    old = {k: v for k, v in layout.to_dict().items() if k not in ("immortal", "min_length")}
-    assert EpisodeLayout.from_dict(old).decode(raw).batch.lengths.tolist()[:2] == [3, 2]
-    assert EpisodeLayout.from_dict(layout.to_dict()).immortal == layout.immortal
+    _assert_same(batch, res.batch)  # the episode runs to its time limit, unchanged
+    # saved before the field existed: the generated done counts, as it did then
+    old = {k: v for k, v in layout.to_dict().items() if k != "min_length"}
+    assert EpisodeLayout.from_dict(old).decode(raw).batch.lengths.tolist() == [3, 6, 6]
+    assert EpisodeLayout.from_dict(layout.to_dict()).min_length == 6
 
 
-def test_layout_learns_deaths_and_short_episodes_from_the_data():
-    ds = _record(f"{TOY}:make_dying_env", "toy/eaq/mortal-v0", deaths=[2, 4, None])
-    layout = EpisodeLayout.from_batch(load_episodes(ds))
-    assert layout.immortal == (False, False, True)  # agents 0 and 1 die, agent 2 never
+def test_min_length_is_the_shortest_real_episode():
     ds = _record(f"{TOY}:make_dying_env", "toy/eaq/all-die-v0", deaths=[2, 4], max_cycles=6)
     batch = load_episodes(ds)
     layout = EpisodeLayout.from_batch(batch)
-    # agent 1's death ends the episode: its final observation is its last, so it is alive
-    # in every column of every episode, as far as the data shows
-    assert layout.immortal == (False, True)
     assert layout.min_length == int(batch.lengths.min()) < 6  # the episodes end early
+    with pytest.raises(ValueError, match="min_length"):
+        EpisodeLayout.from_dict({**layout.to_dict(), "min_length": layout.horizon})
 
 
 def test_delta_layout_decodes_observations_from_the_deltas():

@@ -97,7 +97,7 @@ def test_q_total_guidance_raises_the_q_estimate_of_synthetic_episodes(fits):
     assert seen == {torch.bfloat16 if precision == "bf16" else torch.float32}
     r0, r1 = out[0.0], out[0.3]
     assert r0.acceptance_rate > 0.5 and r1.acceptance_rate > 0.5
-    # fixed-length data gives fixed-length samples (EpisodeLayout.min_length / immortal)
+    # fixed-length data gives fixed-length samples (EpisodeLayout.min_length)
     assert set(r0.batch.lengths) == set(r1.batch.lengths) == {6}
     spread = real.returns.std()
     assert abs(r0.batch.returns.mean() - real.returns.mean()) < spread  # lambda = 0 imitates
