@@ -51,8 +51,8 @@ actions the decoded mask allows (never an illegal one), the episode is cut at th
 generated done (or, with none, runs to the last column as a time-limit truncation) and
 terminates once no agent is left, an agent leaves at its first generated death (alive flags
 after it are ignored), a generated done before the shortest real episode's length is
-ignored (``EpisodeLayout(min_length=...)``), an acting agent whose decoded mask allows nothing keeps its
-highest-scoring action, and samples are rejected (and counted by reason) when they hold
+ignored (``EpisodeLayout(min_length=...)``), an acting agent whose decoded mask allows
+nothing keeps its highest-scoring action, and samples are rejected (and counted by reason) when they hold
 NaN/inf, let no agent act at some step, or put a continuous value further than
 ``range_margin * (max - min)`` outside the real data's range of its row.
 

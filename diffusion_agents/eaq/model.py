@@ -142,15 +142,12 @@ class EAQModel(nn.Module):
             self.dyn = None
         self.q_row = layout.row("q_total")
         # q_guidance_through="actions": L_Qtot's gradient reaches f_theta through these rows only
-        acts = torch.zeros(layout.num_features, dtype=torch.bool)
-        for seg in layout.segments:
-            if seg.kind in ("action_onehot", "action"):
-                acts[seg.start : seg.stop] = True
-        self.register_buffer(
-            "q_grad_rows",
-            acts if config.q_guidance_through == "actions" else None,
-            persistent=False,
-        )
+        acts = None
+        if config.q_guidance_through == "actions":
+            acts = torch.zeros(layout.num_features, dtype=torch.bool)
+            for kind in ("action_onehot", "action"):
+                acts[torch.as_tensor(layout.rows(kind), dtype=torch.long)] = True
+        self.register_buffer("q_grad_rows", acts, persistent=False)
         # (start, stop) of every discrete action block, for the soft one-hot relaxation.
         self.onehot_blocks = [
             (s.start, s.stop) for s in layout.segments if s.kind == "action_onehot"
