@@ -57,6 +57,12 @@ class EAQConfig:
             (observation and alive rows detached, so the guidance can only change which
             actions the generated episodes take, not move their observations towards where
             ``Q_phi`` extrapolates high; an extension, docs/eaq.md).
+        q_conservative: alpha of a conservative (CQL-style) term in ``Q_phi``'s loss,
+            ``alpha * (mean Q_phi(f_theta's estimate) - mean Q_phi(real))`` with
+            ``f_theta``'s estimate detached: ``Q_phi`` learns to rate what the generator
+            emits no higher than the real data, so ``L_Qtot`` cannot raise it by moving off
+            the data alone. 0 (the default) is the paper's estimator; active only when
+            ``q_weight > 0``; an extension (docs/eaq.md, "A conservative Q_phi").
         action_temperature: temperature of the soft one-hot relaxation in ``L_Qtot``.
         gamma: discount of the return-to-go (Q-total) row; 1.0 = undiscounted, as in EAQ.
         obs_deltas: give each step's observation change rows of its own and rebuild the
@@ -93,6 +99,7 @@ class EAQConfig:
     q_warmup_steps: int = 200
     dynamics_weight: float = 0.0
     q_guidance_through: str = "all"
+    q_conservative: float = 0.0
     action_temperature: float = 0.2
     gamma: float = 1.0
     obs_deltas: bool = False
@@ -134,6 +141,8 @@ class EAQConfig:
             )
         if not 0.0 < self.gamma <= 1.0:
             raise ValueError(f"gamma must be in (0, 1], got {self.gamma}.")
+        if self.q_conservative < 0:
+            raise ValueError(f"q_conservative must be >= 0, got {self.q_conservative}.")
         if self.dynamics_weight < 0:
             raise ValueError(f"dynamics_weight must be >= 0, got {self.dynamics_weight}.")
         if self.action_temperature <= 0:

@@ -120,6 +120,7 @@ class EAQModel(nn.Module):
             clip_range=(-(clip or 1.0), clip or 1.0),
         )
         self.dynamics_weight = float(config.dynamics_weight)
+        self.q_conservative = float(config.q_conservative)
         if config.dynamics_weight > 0:
             # created only when used, so augmenters saved without it load unchanged
             self.dyn = Dynamics(
@@ -180,7 +181,9 @@ class EAQModel(nn.Module):
 
         Returns ``{"diffusion", "q_fit", "q_guidance", "model"}``: ``model = diffusion +
         q_weight * q_guidance`` trains ``f_theta`` (``Q_phi`` is frozen inside
-        ``q_guidance``); ``q_fit`` trains ``Q_phi`` on the real data. With
+        ``q_guidance``); ``q_fit`` trains ``Q_phi`` on the real data (plus, with
+        ``config.q_conservative > 0`` and ``q_weight > 0``, the conservative gap between its
+        estimate of ``f_theta``'s detached output and of the real episodes). With
         ``config.dynamics_weight > 0`` also ``"dyn_fit"`` (trains :class:`Dynamics` on the
         real transitions) and ``"dyn_consistency"`` (``L_dyn``: the frozen model's error on
         consecutive columns of ``f_theta``'s estimate, relative to the batch's mean squared
@@ -210,6 +213,11 @@ class EAQModel(nn.Module):
             # capped at the best normalized return of the data (1): no reward for pushing
             # Q_phi beyond what any real episode reached, i.e. for exploiting extrapolation
             q_guidance = -(q_hat.clamp(max=1.0) * w).sum() / denom
+            if self.q_conservative > 0:
+                # CQL's gap, with the generator in the place of the policy: pushes Q_phi
+                # down on f_theta's (detached) estimates and up on the real episodes
+                q_gen = self.q(self.relax_actions(seen.detach(), temperature))
+                q_fit = q_fit + self.q_conservative * (((q_gen - q_real) * w).sum() / denom)
         else:
             q_guidance = torch.zeros((), device=x0.device)
         out = {
