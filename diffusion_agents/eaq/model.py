@@ -209,14 +209,15 @@ class EAQModel(nn.Module):
             seen = x0_hat.clamp(*diff.clip_range) if diff.clip_denoised else x0_hat
             if self.q_grad_rows is not None:
                 seen = torch.where(self.q_grad_rows[None, :, None], seen, seen.detach())
-            q_hat = functional_call(self.q, frozen, (self.relax_actions(seen, temperature),))
+            relaxed = self.relax_actions(seen, temperature)
+            q_hat = functional_call(self.q, frozen, (relaxed,))
             # capped at the best normalized return of the data (1): no reward for pushing
             # Q_phi beyond what any real episode reached, i.e. for exploiting extrapolation
             q_guidance = -(q_hat.clamp(max=1.0) * w).sum() / denom
             if self.q_conservative > 0:
                 # CQL's gap, with the generator in the place of the policy: pushes Q_phi
                 # down on f_theta's (detached) estimates and up on the real episodes
-                q_gen = self.q(self.relax_actions(seen.detach(), temperature))
+                q_gen = self.q(relaxed.detach())
                 q_fit = q_fit + self.q_conservative * (((q_gen - q_real) * w).sum() / denom)
         else:
             q_guidance = torch.zeros((), device=x0.device)

@@ -114,18 +114,23 @@ def test_q_total_guidance_raises_the_return_of_synthetic_episodes(fits12):
     assert diff > se, (diff, se)
 
 
-def test_q_total_guidance_is_capped_so_it_cannot_exploit_extrapolation():
-    """``L_Qtot`` rewards raising ``Q_phi`` up to the best normalized return of the data (1)
-    and no further, whatever ``Q_phi`` extrapolates off the data."""
+def _small_model(dataset_id: str, **config):
     from diffusion_agents.eaq.encode import EpisodeLayout
     from diffusion_agents.eaq.model import EAQModel
 
     ds = record_dataset(
-        "mpe2/simple_spread_v3", TowardsOrAway(seed=0), 4, "mpe2/spread2/capped-v0",
+        "mpe2/simple_spread_v3", TowardsOrAway(seed=0), 4, dataset_id,
         env_kwargs={"N": 2, "max_cycles": 6}, show_progress=False,
     )
     layout = EpisodeLayout.from_batch(load_episodes(ds))
-    model = EAQModel(layout=layout, config=EAQConfig(dim=8, dim_mults=(1,), q_hidden=16))
+    cfg = EAQConfig(dim=8, dim_mults=(1,), q_hidden=16, **config)
+    return layout, EAQModel(layout=layout, config=cfg)
+
+
+def test_q_total_guidance_is_capped_so_it_cannot_exploit_extrapolation():
+    """``L_Qtot`` rewards raising ``Q_phi`` up to the best normalized return of the data (1)
+    and no further, whatever ``Q_phi`` extrapolates off the data."""
+    layout, model = _small_model("mpe2/spread2/capped-v0")
     with torch.no_grad():
         model.q.mlp.net[-1].bias.fill_(10.0)  # an estimator that extrapolates to 10
     x = torch.rand(8, layout.num_features, layout.horizon) * 2 - 1
@@ -144,16 +149,7 @@ def test_q_total_guidance_is_capped_so_it_cannot_exploit_extrapolation():
 def test_q_guidance_through_actions_leaves_observation_rows_alone(through):
     """``q_guidance_through="actions"``: ``L_Qtot``'s gradient reaches ``f_theta``'s estimate
     on the action rows only; with ``"all"`` (the paper) also on the observation rows."""
-    from diffusion_agents.eaq.encode import EpisodeLayout
-    from diffusion_agents.eaq.model import EAQModel
-
-    ds = record_dataset(
-        "mpe2/simple_spread_v3", TowardsOrAway(seed=0), 4, f"mpe2/spread2/through-{through}-v0",
-        env_kwargs={"N": 2, "max_cycles": 6}, show_progress=False,
-    )
-    layout = EpisodeLayout.from_batch(load_episodes(ds))
-    config = EAQConfig(dim=8, dim_mults=(1,), q_hidden=16, q_guidance_through=through)
-    model = EAQModel(layout=layout, config=config)
+    layout, model = _small_model(f"mpe2/spread2/through-{through}-v0", q_guidance_through=through)
     captured = []
 
     def keep(module, args, output):
@@ -180,19 +176,6 @@ def test_q_guidance_through_actions_leaves_observation_rows_alone(through):
 def test_q_guidance_through_is_validated():
     with pytest.raises(ValueError, match="q_guidance_through"):
         EAQConfig(q_guidance_through="observations")
-
-
-def _small_model(dataset_id: str, **config):
-    from diffusion_agents.eaq.encode import EpisodeLayout
-    from diffusion_agents.eaq.model import EAQModel
-
-    ds = record_dataset(
-        "mpe2/simple_spread_v3", TowardsOrAway(seed=0), 4, dataset_id,
-        env_kwargs={"N": 2, "max_cycles": 6}, show_progress=False,
-    )
-    layout = EpisodeLayout.from_batch(load_episodes(ds))
-    cfg = EAQConfig(dim=8, dim_mults=(1,), q_hidden=16, **config)
-    return layout, EAQModel(layout=layout, config=cfg)
 
 
 def _gap_after_q_training(alpha: float) -> float:
