@@ -694,6 +694,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="record the policies' most likely actions",
     )
     make.add_argument("--no-progress", action="store_true")
+    subs = sub.add_parser(
+        "subset", help="write N episodes of a dataset as a new dataset (data-scarce studies)"
+    )
+    subs.add_argument("source", help="source dataset id")
+    subs.add_argument("--episodes", type=int, required=True, help="episodes to keep")
+    subs.add_argument("--new-id", required=True, help="id of the new dataset")
+    subs.add_argument(
+        "--seed", type=int, default=0, help="seed of the random draw (default 0)"
+    )
+    subs.add_argument(
+        "--first", action="store_true", help="keep the first N episodes instead of a draw"
+    )
+    subs.add_argument("--no-progress", action="store_true")
     summ = sub.add_parser("summary", help="summarize existing behaviour datasets")
     summ.add_argument("--env", default=None, help="only this env's datasets")
     summ.add_argument("--env-kwargs", default="{}")
@@ -710,14 +723,27 @@ def _parse_kwargs(text: str) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    env_kwargs = _parse_kwargs(args.env_kwargs)
     if args.action == "summary":
+        env_kwargs = _parse_kwargs(args.env_kwargs)
         ids = local_behaviour_datasets(args.env, env_kwargs)
         if not ids:
             print(f"No behaviour datasets found under {_datasets_root()}.")
             return 1
         print(format_summary(summarize(ids)))
         return 0
+    if args.action == "subset":
+        from wrappers.minari_io import subset_dataset
+
+        try:
+            ds = subset_dataset(
+                args.source, args.episodes, args.new_id,
+                seed=None if args.first else args.seed, show_progress=not args.no_progress,
+            )
+        except (ValueError, FileExistsError, FileNotFoundError, OSError) as exc:
+            raise SystemExit(f"datasets subset: {exc}") from None
+        print(format_summary(summarize([ds.spec.dataset_id])))
+        return 0
+    env_kwargs = _parse_kwargs(args.env_kwargs)
     ppo = {} if args.timesteps is None else {"total_timesteps": args.timesteps}
     config = DatasetConfig.for_env(
         args.env, episodes=args.episodes, ppo=ppo, deterministic=args.deterministic

@@ -11,6 +11,7 @@ from wrappers.minari_io import (
     check_convention,
     load_episodes,
     record_dataset,
+    subset_dataset,
     write_dataset,
 )
 from wrappers.policies import RandomPolicy
@@ -33,5 +34,6 @@ __all__ = [
     "record_dataset",
     "register_family",
     "register_joint_env",
+    "subset_dataset",
     "write_dataset",
 ]

@@ -974,3 +974,99 @@ __all__ = [
     "rollout_returns",
     "write_dataset",
 ]
+
+
+def episode_buffers(
+    dataset: minari.MinariDataset, indices: Iterable[int] | None = None
+) -> Iterable[EpisodeBuffer]:
+    """A dataset's episodes (all, or those ``indices``) as Minari buffers, every info key kept."""
+    episodes = (
+        dataset.iterate_episodes() if indices is None else dataset.iterate_episodes(list(indices))
+    )
+    for ep in episodes:
+        yield EpisodeBuffer(
+            observations=ep.observations,
+            actions=ep.actions,
+            rewards=np.asarray(ep.rewards),
+            terminations=np.asarray(ep.terminations),
+            truncations=np.asarray(ep.truncations),
+            infos=ep.infos,
+        )
+
+
+# metadata a subset keeps from its source; the storage writes the rest (counts, spaces, ...)
+_SUBSET_META = (
+    "ref_min_score",
+    "ref_max_score",
+    "num_episodes_average_score",
+    "eval_env_spec",
+    "author",
+    "author_email",
+    "code_permalink",
+    "requirements",
+    "algorithm_name",
+)
+
+
+def subset_dataset(
+    dataset: minari.MinariDataset | str,
+    num_episodes: int,
+    new_dataset_id: str,
+    *,
+    seed: int | None = 0,
+    show_progress: bool = True,
+) -> minari.MinariDataset:
+    """Write ``num_episodes`` episodes of a dataset as a new dataset (the source is untouched).
+
+    For data-scarce studies: the subset keeps the source's spaces, env spec, reference scores
+    and ``"multiagent"`` block, to which it adds ``"subset": {"source_dataset_id",
+    "episode_indices", "seed"}``. Episodes are drawn without replacement by
+    ``numpy.random.default_rng(seed)`` and kept in the source's order; ``seed=None`` takes
+    the first ``num_episodes``. Written atomically by :func:`write_dataset`.
+
+    Raises:
+        ValueError: ``num_episodes`` outside ``[1, total episodes]`` or the target is the source.
+        FileExistsError: ``new_dataset_id`` exists.
+    """
+    ds = _as_dataset(dataset)
+    source_id = ds.spec.dataset_id
+    total = int(ds.total_episodes)
+    if not 1 <= int(num_episodes) <= total:
+        raise ValueError(
+            f"num_episodes must be in [1, {total}] (the episodes of {source_id!r}), got {num_episodes}."
+        )
+    if new_dataset_id == source_id:
+        raise ValueError(f"new_dataset_id {new_dataset_id!r} is the source id; pick another id.")
+    _check_new_dataset_id(new_dataset_id)
+    ids = np.asarray(ds.episode_indices)
+    if seed is None:
+        chosen = ids[: int(num_episodes)]
+    else:
+        chosen = np.sort(np.random.default_rng(seed).choice(ids, int(num_episodes), replace=False))
+    src = ds.storage.metadata
+    metadata: dict[str, Any] = {k: src[k] for k in _SUBSET_META if k in src}
+    if META_KEY in src:
+        ma = json.loads(json.dumps(src[META_KEY]))
+        ma["subset"] = {
+            "source_dataset_id": source_id,
+            "episode_indices": [int(i) for i in chosen],
+            "seed": seed,
+        }
+        metadata[META_KEY] = ma
+    metadata["description"] = (
+        f"{len(chosen)} of the {total} episodes of {source_id}"
+        f" ({'the first' if seed is None else f'drawn with seed {seed}'})."
+    )
+    if "author" in metadata and not isinstance(metadata["author"], set):
+        a = metadata["author"]
+        metadata["author"] = set(a) if isinstance(a, (list, tuple)) else {str(a)}
+    return write_dataset(
+        new_dataset_id,
+        episode_buffers(ds, chosen),
+        observation_space=ds.observation_space,
+        action_space=ds.action_space,
+        metadata=metadata,
+        env_spec=ds.env_spec,
+        num_episodes=len(chosen),
+        show_progress=show_progress,
+    )

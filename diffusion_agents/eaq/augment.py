@@ -44,7 +44,12 @@ from diffusion_agents.eaq.encode import (
 )
 from diffusion_agents.eaq.model import EAQModel
 from wrappers import EpisodeBatch, load_episodes
-from wrappers.minari_io import META_KEY, batch_to_buffers, write_dataset
+from wrappers.minari_io import (
+    META_KEY,
+    batch_to_buffers,
+    episode_buffers,
+    write_dataset,
+)
 
 FORMAT_VERSION = 1
 SUFFIX = "-eaq"
@@ -428,19 +433,6 @@ def _check_multiagent(batch: EpisodeBatch) -> None:
         )
 
 
-def _real_buffers(ds: minari.MinariDataset) -> Iterator[EpisodeBuffer]:
-    """The source episodes as Minari buffers, unchanged (every info key kept)."""
-    for ep in ds.iterate_episodes():
-        yield EpisodeBuffer(
-            observations=ep.observations,
-            actions=ep.actions,
-            rewards=np.asarray(ep.rewards),
-            terminations=np.asarray(ep.terminations),
-            truncations=np.asarray(ep.truncations),
-            infos=ep.infos,
-        )
-
-
 _COPIED_META = (
     "ref_min_score",
     "ref_max_score",
@@ -554,7 +546,7 @@ def augment(
 
     def episodes() -> Iterator[EpisodeBuffer]:
         if not synthetic_only:
-            yield from _real_buffers(ds)
+            yield from episode_buffers(ds)
         yield from batch_to_buffers(
             syn,
             extra_infos=lambda e: {"synthetic": np.ones(int(syn.lengths[e]) + 1, bool)},
