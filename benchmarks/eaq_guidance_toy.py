@@ -1,14 +1,16 @@
 """Does Q-total guidance raise the return of EAQ's samples? A bimodal toy, several seeds.
 
     python -m benchmarks.eaq_guidance_toy [--max-cycles 12] [--seeds 0,1,2] [--n-steps 4000]
-        [--variants JSON] [--workers 2] [--out benchmarks/results/eaq_guidance_toy.json]
+        [--variants JSON] [--samples 256] [--workers 2]
+        [--out benchmarks/results/eaq_guidance_toy.json]
 
 The data: MPE spread with 2 agents, where each episode's agents all walk towards their
 landmarks or all walk away (p = 0.5, :class:`TowardsOrAway`), so the data has a better and a
 worse mode. Each variant (``EAQConfig`` fields over the base below) is fitted per seed on the
-same episodes, and 256 accepted samples are scored by:
+same episodes, and ``--samples`` accepted samples (sampling seed 1) are scored by:
 
 - ``return``: the mean generated return (decoded reward rows), what an offline learner reads;
+  ``return_se`` its standard error over the samples;
 - ``towards``: the share of sampled episodes in the better mode (most of their steps take the
   action the towards rule gives for the generated observations);
 - ``ret_towards`` / ``ret_away``: the mean generated return within each mode;
@@ -122,6 +124,7 @@ def score(batch, q: np.ndarray | None = None) -> dict[str, float]:
     return {
         "episodes": int(batch.num_episodes),
         "return": float(ret.mean()),
+        "return_se": float(ret.std(ddof=1) / np.sqrt(len(ret))) if len(ret) > 1 else float("nan"),
         "towards": float(hi.mean()),
         "ret_towards": float(ret[hi].mean()) if hi.any() else float("nan"),
         "ret_away": float(ret[~hi].mean()) if (~hi).any() else float("nan"),
@@ -130,16 +133,16 @@ def score(batch, q: np.ndarray | None = None) -> dict[str, float]:
     }
 
 
-def _fit(args: tuple[Any, dict, int]) -> dict[str, Any]:
+def _fit(args: tuple[Any, dict, int, int]) -> dict[str, Any]:
     import torch
 
     from diffusion_agents.eaq import EAQAugmenter, EAQConfig
 
-    real, fields, seed = args
+    real, fields, seed, samples = args
     torch.set_num_threads(1)
     t0 = time.perf_counter()
     aug = EAQAugmenter(EAQConfig.from_dict({**fields, "seed": seed})).fit(real, show_progress=False)
-    res = aug.sample(256, seed=1, show_progress=False)
+    res = aug.sample(samples, seed=1, show_progress=False)
     return {"seed": seed, "seconds": time.perf_counter() - t0, **score(res.batch, res.q_estimate)}
 
 
@@ -154,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--n-steps", type=int, default=BASE["n_steps"])
     p.add_argument("--variants", default=None, help="JSON list of EAQConfig field dicts")
+    p.add_argument("--samples", type=int, default=256, help="samples scored per fit")
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--out", default="benchmarks/results/eaq_guidance_toy.json")
     a = p.parse_args(argv)
@@ -167,7 +171,9 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["MINARI_DATASETS_PATH"] = root
         real = load_episodes(record_towards_or_away("mpe2/spread2/towards-or-away-v0",
                                                     a.episodes, a.max_cycles))
-    jobs = [(real, {**BASE, "n_steps": a.n_steps, **v}, s) for v in variants for s in seeds]
+    jobs = [
+        (real, {**BASE, "n_steps": a.n_steps, **v}, s, a.samples) for v in variants for s in seeds
+    ]
     t0 = time.perf_counter()
     with ProcessPoolExecutor(a.workers) as pool:
         runs = list(tqdm(pool.map(_fit, jobs), total=len(jobs), desc="EAQ toy fits"))
@@ -176,18 +182,21 @@ def main(argv: list[str] | None = None) -> int:
         per_seed = runs[i * len(seeds) : (i + 1) * len(seeds)]
         rows.append({"variant": v, "runs": per_seed})
     base = np.array([r["return"] for r in rows[0]["runs"]])
+    base_se = np.array([r["return_se"] for r in rows[0]["runs"]])
     real_s = score(real)
     print(f"real data: {real.num_episodes} episodes of {a.max_cycles} steps, return "
           f"{real_s['return']:.2f} (std {real.returns.std():.2f}), towards {real_s['towards']:.2f}, "
           f"within modes {real_s['ret_towards']:.2f} / {real_s['ret_away']:.2f}, distance "
           f"{real_s['distance']:.2f}")
-    print("| variant | return | − first row, per seed | towards | within modes | distance | Q_phi |")
-    print("| --- | ---: | --- | ---: | --- | ---: | ---: |")
+    print("| variant | return | − first row, per seed | (in standard errors) | towards | within modes | distance | Q_phi |")
+    print("| --- | ---: | --- | --- | ---: | --- | ---: | ---: |")
     for row in rows:
         r = {k: np.array([x[k] for x in row["runs"]]) for k in row["runs"][0]}
         diff = r["return"] - base
+        z = diff / np.sqrt(r["return_se"] ** 2 + base_se**2)
         print(f"| {_label(row['variant'])} | {r['return'].mean():.2f} | "
-              f"{' '.join(f'{d:+.2f}' for d in diff)} | {r['towards'].mean():.2f} | "
+              f"{' '.join(f'{d:+.2f}' for d in diff)} | {' '.join(f'{x:.1f}' for x in z)} | "
+              f"{r['towards'].mean():.2f} | "
               f"{np.nanmean(r['ret_towards']):.2f} / {np.nanmean(r['ret_away']):.2f} | "
               f"{r['distance'].mean():.2f} | {r['q'].mean():.2f} |")
     wall = time.perf_counter() - t0

@@ -7,10 +7,11 @@ For each lambda: fit EAQ on the dataset (same seed), draw ``--episodes`` accepte
 episodes, and compare them with the real ones (``diffusion_agents.eaq.report``): t-SNE of
 per-step joint observations (PNG), nearest-neighbour fidelity, coverage, diversity, the mean
 generated return and the mean Q-total estimate at ``t = 0``, and the one-step dynamics
-consistency of the synthetic transitions (``report.dynamics_consistency``).
+consistency of the synthetic transitions (``report.dynamics_consistency``) and the policy
+consistency of their ``(o_i, a_i)`` pairs (``report.policy_consistency``).
 
 ``--dynamics-of ID [ID ...]`` instead scores existing augmented datasets (their synthetic
-episodes against their real ones) without fitting anything.
+episodes against their real ones) by both consistency measures, without fitting EAQ.
 """
 
 from __future__ import annotations
@@ -48,24 +49,34 @@ def main(argv: list[str] | None = None) -> int:
     from diffusion_agents.eaq.report import (
         dynamics_consistency,
         plot_report,
+        policy_consistency,
         quality_metrics,
     )
     from wrappers import load_episodes
 
     if args.dynamics_of:
         print("| augmented dataset | synthetic obs-delta err (median) | real held-out | "
-              "share above real p95 | synthetic reward err | real held-out |")
-        print("| --- | --- | --- | --- | --- | --- |")
+              "share above real p95 | synthetic reward err | real held-out | "
+              "action NLL synthetic | real held-out | uniform | action accuracy synthetic | "
+              "real held-out |")
+        print("| --- " * 11 + "|")
         for ds in args.dynamics_of:
             b = load_episodes(ds)
             if not b.synthetic.any():
                 p.error(f"{ds} has no synthetic episodes (infos['synthetic']).")
             d = dynamics_consistency(b, b, seed=args.seed)
+            if any(b.n_actions):
+                d.update(policy_consistency(b, b, seed=args.seed))
+            pol = " | ".join(
+                f"{d[k]:.3f}" if k in d else "-"
+                for k in ("policy_nll_synthetic", "policy_nll_real_heldout", "policy_nll_uniform",
+                          "policy_acc_synthetic", "policy_acc_real_heldout")
+            )
             print(f"| {ds} | {d['dynamics_obs_err_synthetic']:.3f} | "
                   f"{d['dynamics_obs_err_real_heldout']:.4f} | "
                   f"{d['dynamics_obs_err_over_real_p95']:.2f} | "
                   f"{d['dynamics_reward_err_synthetic']:.3f} | "
-                  f"{d['dynamics_reward_err_real_heldout']:.3f} |")
+                  f"{d['dynamics_reward_err_real_heldout']:.3f} | {pol} |")
         return 0
     if not args.dataset:
         p.error("--dataset is required (or --dynamics-of)")
@@ -82,6 +93,8 @@ def main(argv: list[str] | None = None) -> int:
         res = aug.sample(args.episodes, seed=args.seed + 1, show_progress=True)
         m = quality_metrics(real, res.batch, seed=args.seed)
         m.update(dynamics_consistency(real, res.batch, seed=args.seed))
+        if any(real.n_actions):
+            m.update(policy_consistency(real, res.batch, seed=args.seed))
         q_real = aug.q_estimate(aug.layout.encode(real))
         m.update(
             q_estimate_synthetic=float(res.q_estimate.mean()),
@@ -110,8 +123,13 @@ def main(argv: list[str] | None = None) -> int:
          None),
         ("dynamics: one-step reward error, median", "dynamics_reward_err_synthetic",
          "dynamics_reward_err_real_heldout"),
+        ("policy: action NLL under a real-data behaviour model (nats)",
+         "policy_nll_synthetic", "policy_nll_real_heldout"),
+        ("policy: accuracy of that model's most likely action", "policy_acc_synthetic",
+         "policy_acc_real_heldout"),
         ("acceptance rate", "acceptance_rate", None),
     ]
+    rows = [r for r in rows if r[1] in metrics[next(iter(metrics))]]
     names = list(metrics)
     print()
     print(f"EAQ quality on {args.dataset} ({real.num_episodes} real episodes; "

@@ -88,20 +88,21 @@ def fits12(tmp_path_factory):
     for lam in (0.0, 0.3):
         cfg = EAQConfig.from_dict({**BASE, "q_weight": lam, "seed": 0})
         out[lam] = EAQAugmenter(cfg).fit(real, show_progress=False).sample(
-            256, seed=1, show_progress=False
+            1024, seed=1, show_progress=False
         )
     return real, out
 
 
 def test_q_total_guidance_raises_the_return_of_synthetic_episodes(fits12):
     """The generated return (decoded reward rows, not ``Q_phi``) of lambda = 0.3 exceeds
-    lambda = 0's by more than one standard error of the difference, and lambda = 0 imitates
-    the data: both modes at about their real shares, the better one at its real return.
+    lambda = 0's by more than two standard errors of the difference (1,024 samples each), and
+    lambda = 0 imitates the data: both modes at about their real shares, the better one at
+    its real return.
 
-    Measured (``python -m benchmarks.eaq_guidance_toy``, fit seeds 0-2): +1.08, +0.77 and
-    +0.59, against a standard error of about 0.46. All three clear one standard error; two
-    would not clear two. The gain is a seventh of the return's spread (docs/eaq.md, "Q
-    guidance on a toy that the generator can fit")."""
+    Measured (``python -m benchmarks.eaq_guidance_toy --samples 1024``, fit seeds 0-2):
+    +0.67, +0.43 and +0.58, i.e. 2.9, 1.9 and 2.5 standard errors; this test fits seed 0.
+    The gain is a tenth of the return's spread (docs/eaq.md, "Q guidance on a toy that the
+    generator can fit")."""
     real, out = fits12
     r0, r1 = out[0.0].batch, out[0.3].batch
     assert set(r0.lengths) == set(r1.lengths) == {12}
@@ -111,7 +112,7 @@ def test_q_total_guidance_raises_the_return_of_synthetic_episodes(fits12):
     assert abs(r0.returns[share].mean() - real.returns[real_share].mean()) < 1.5
     diff = r1.returns.mean() - r0.returns.mean()
     se = np.sqrt(r0.returns.var(ddof=1) / len(r0.returns) + r1.returns.var(ddof=1) / len(r1.returns))
-    assert diff > se, (diff, se)
+    assert diff > 2 * se, (diff, se)
 
 
 def _small_model(dataset_id: str, **config):

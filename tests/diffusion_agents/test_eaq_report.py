@@ -1,12 +1,14 @@
-"""The dynamics-consistency check tells consistent transitions from scrambled ones."""
+"""The consistency checks tell real transitions and actions from scrambled ones."""
 
 from __future__ import annotations
 
 import dataclasses
 
 import numpy as np
+import pytest
 
-from diffusion_agents.eaq.report import dynamics_consistency
+from benchmarks.eaq_guidance_toy import record_towards_or_away
+from diffusion_agents.eaq.report import dynamics_consistency, policy_consistency
 from wrappers import RandomPolicy, load_episodes, make_env, record_dataset
 
 
@@ -38,3 +40,26 @@ def test_dynamics_consistency_flags_transitions_that_break_the_dynamics():
     assert bad["dynamics_obs_err_over_real_p95"] > 0.8, bad
     # rewards were not touched: their error stays at the real level
     assert bad["dynamics_reward_err_synthetic"] < 3 * bad["dynamics_reward_err_real_heldout"] + 1e-3
+
+
+def test_policy_consistency_flags_actions_the_behaviour_would_not_take():
+    """Towards-or-away data: given an observation the action is one of two (the rule's or
+    its flip), so a behaviour model fitted on real episodes predicts held-out real actions
+    and copies of them far better than chance, and random actions no better than chance."""
+    real = load_episodes(record_towards_or_away("mpe2/spread2/towards-away-v0", 60, 8))
+    e = real.num_episodes
+    same = dataclasses.replace(real, synthetic=np.ones(e, bool))
+    actions = real.actions.copy()
+    actions[..., 0] = np.random.default_rng(0).integers(0, 5, actions.shape[:-1])
+    shuffled = dataclasses.replace(same, actions=actions * real.acted[..., None])
+
+    ok = policy_consistency(real, same, steps=600)
+    bad = policy_consistency(real, shuffled, steps=600)
+    uniform = np.log(5)
+    assert ok["policy_nll_uniform"] == pytest.approx(uniform) == bad["policy_nll_uniform"]
+    assert ok["policy_nll_real_heldout"] < uniform - 0.4, ok
+    assert ok["policy_nll_synthetic"] < uniform - 0.4, ok
+    assert ok["policy_acc_synthetic"] > 0.4, ok
+    assert bad["policy_nll_real_heldout"] == ok["policy_nll_real_heldout"]  # same model
+    assert bad["policy_nll_synthetic"] > uniform, bad
+    assert bad["policy_acc_synthetic"] < 0.3, bad
