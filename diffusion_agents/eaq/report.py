@@ -252,7 +252,7 @@ def policy_consistency(
             net = MLP(o_tr.shape[1], real.n_actions[i], hidden=(hidden, hidden))
         opt = torch.optim.Adam(net.parameters(), lr=1e-3)
 
-        def logits(o, m):
+        def logits(o, m, net=net, mu=mu, sd=sd):
             z = net(torch.as_tensor((o - mu) / sd))
             return z if m is None else z.masked_fill(~torch.as_tensor(m), float("-inf"))
 
