@@ -994,8 +994,9 @@ def episode_buffers(
         )
 
 
-# metadata a subset keeps from its source; the storage writes the rest (counts, spaces, ...)
-_SUBSET_META = (
+# metadata a derived dataset (a subset, an augmentation) keeps from its source; the storage
+# writes the rest (counts, spaces, ...)
+SOURCE_META = (
     "ref_min_score",
     "ref_max_score",
     "num_episodes_average_score",
@@ -1004,7 +1005,6 @@ _SUBSET_META = (
     "author_email",
     "code_permalink",
     "requirements",
-    "algorithm_name",
 )
 
 
@@ -1044,7 +1044,7 @@ def subset_dataset(
     else:
         chosen = np.sort(np.random.default_rng(seed).choice(ids, int(num_episodes), replace=False))
     src = ds.storage.metadata
-    metadata: dict[str, Any] = {k: src[k] for k in _SUBSET_META if k in src}
+    metadata: dict[str, Any] = {k: src[k] for k in (*SOURCE_META, "algorithm_name") if k in src}
     if META_KEY in src:
         ma = json.loads(json.dumps(src[META_KEY]))
         ma["subset"] = {

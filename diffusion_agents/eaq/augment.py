@@ -46,6 +46,7 @@ from diffusion_agents.eaq.model import EAQModel
 from wrappers import EpisodeBatch, load_episodes
 from wrappers.minari_io import (
     META_KEY,
+    SOURCE_META,
     batch_to_buffers,
     episode_buffers,
     write_dataset,
@@ -433,18 +434,6 @@ def _check_multiagent(batch: EpisodeBatch) -> None:
         )
 
 
-_COPIED_META = (
-    "ref_min_score",
-    "ref_max_score",
-    "num_episodes_average_score",
-    "eval_env_spec",
-    "author",
-    "author_email",
-    "code_permalink",
-    "requirements",
-)
-
-
 def augment(
     dataset: minari.MinariDataset | str,
     *,
@@ -531,7 +520,7 @@ def augment(
         "synthetic_mean_q_estimate": float(result.q_estimate.mean()),
     }
     ma["eaq"] = eaq_meta
-    metadata: dict[str, Any] = {k: src_meta[k] for k in _COPIED_META if k in src_meta}
+    metadata: dict[str, Any] = {k: src_meta[k] for k in SOURCE_META if k in src_meta}
     metadata[META_KEY] = ma
     metadata["algorithm_name"] = f"EAQ(q_weight={cfg.q_weight}) on {src_meta.get('algorithm_name', source_id)}"
     metadata["description"] = (
