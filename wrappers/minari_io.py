@@ -963,19 +963,6 @@ def batch_to_buffers(
         )
 
 
-__all__ = [
-    "CONVENTION",
-    "DatasetConventionError",
-    "EpisodeBatch",
-    "batch_to_buffers",
-    "check_convention",
-    "load_episodes",
-    "record_dataset",
-    "rollout_returns",
-    "write_dataset",
-]
-
-
 def episode_buffers(
     dataset: minari.MinariDataset, indices: Iterable[int] | None = None
 ) -> Iterable[EpisodeBuffer]:
@@ -1057,9 +1044,6 @@ def subset_dataset(
         f"{len(chosen)} of the {total} episodes of {source_id}"
         f" ({'the first' if seed is None else f'drawn with seed {seed}'})."
     )
-    if "author" in metadata and not isinstance(metadata["author"], set):
-        a = metadata["author"]
-        metadata["author"] = set(a) if isinstance(a, (list, tuple)) else {str(a)}
     return write_dataset(
         new_dataset_id,
         episode_buffers(ds, chosen),
@@ -1070,3 +1054,19 @@ def subset_dataset(
         num_episodes=len(chosen),
         show_progress=show_progress,
     )
+
+
+__all__ = [
+    "CONVENTION",
+    "SOURCE_META",
+    "DatasetConventionError",
+    "EpisodeBatch",
+    "batch_to_buffers",
+    "check_convention",
+    "episode_buffers",
+    "load_episodes",
+    "record_dataset",
+    "rollout_returns",
+    "subset_dataset",
+    "write_dataset",
+]

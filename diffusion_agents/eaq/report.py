@@ -116,6 +116,22 @@ def _transitions(batch: EpisodeBatch, episodes: np.ndarray):
     return x.astype(np.float32), dy.astype(np.float32), r.astype(np.float32)
 
 
+def _split(
+    real: EpisodeBatch, synthetic: EpisodeBatch, heldout: float, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Episode indices ``(real to fit on, real held out, synthetic)``: the real (non-synthetic)
+    episodes shuffled by ``seed`` with a ``heldout`` fraction (at least one) set aside, and
+    the synthetic episodes of ``synthetic`` (all of them when none is marked)."""
+    real_eps = np.random.default_rng(seed).permutation(
+        np.flatnonzero(~np.asarray(real.synthetic, bool))
+    )
+    n_held = max(1, int(round(heldout * len(real_eps))))
+    syn_eps = np.flatnonzero(np.asarray(synthetic.synthetic, bool))
+    if not len(syn_eps):
+        syn_eps = np.arange(synthetic.num_episodes)
+    return real_eps[n_held:], real_eps[:n_held], syn_eps
+
+
 def dynamics_consistency(
     real: EpisodeBatch,
     synthetic: EpisodeBatch,
@@ -139,16 +155,10 @@ def dynamics_consistency(
 
     if synthetic.num_episodes == 0 or real.num_episodes < 2:
         raise ValueError("dynamics_consistency needs >= 2 real and >= 1 synthetic episodes.")
-    rng = np.random.default_rng(seed)
-    real_eps = np.flatnonzero(~np.asarray(real.synthetic, bool))
-    real_eps = rng.permutation(real_eps)
-    n_held = max(1, int(round(heldout * len(real_eps))))
-    x_tr, dy_tr, r_tr = _transitions(real, real_eps[n_held:])
-    x_ho, dy_ho, r_ho = _transitions(real, real_eps[:n_held])
-    syn_eps = np.flatnonzero(np.asarray(synthetic.synthetic, bool))
-    x_sy, dy_sy, r_sy = _transitions(
-        synthetic, syn_eps if len(syn_eps) else np.arange(synthetic.num_episodes)
-    )
+    fit_eps, held_eps, syn_eps = _split(real, synthetic, heldout, seed)
+    x_tr, dy_tr, r_tr = _transitions(real, fit_eps)
+    x_ho, dy_ho, r_ho = _transitions(real, held_eps)
+    x_sy, dy_sy, r_sy = _transitions(synthetic, syn_eps)
     x_mu, x_sd = x_tr.mean(0), x_tr.std(0) + 1e-6
     d_mu, d_sd = dy_tr.mean(0), dy_tr.std(0) + 1e-6
     r_sd = float(r_tr.std()) + 1e-6
@@ -218,11 +228,13 @@ def policy_consistency(
     256, illegal actions masked where the data has masks) is fitted to ``P(a_i | o_i)`` on
     the real episodes outside the held-out fraction, early-stopped on a tenth of them (the
     weights with the best validation NLL, checked every 50 steps): behaviour data is often
-    so stochastic that a model trained to convergence scores held-out actions below chance. Returned, averaged over the agent-steps of
-    all discrete agents: ``policy_nll_*`` (nats per action), ``policy_acc_*`` (share of
-    actions equal to the model's most likely one) for held-out real and synthetic steps, and
-    ``policy_nll_uniform`` (a policy that knows nothing). Continuous agents are skipped; a
-    team without discrete agents raises ``ValueError``.
+    so stochastic that a model trained to convergence scores held-out actions below chance.
+
+    Returned, averaged over the agent-steps of all discrete agents: ``policy_nll_*`` (nats
+    per action), ``policy_acc_*`` (share of actions equal to the model's most likely one) for
+    held-out real and synthetic steps, and ``policy_nll_uniform`` (a policy that knows
+    nothing). Continuous agents are skipped; a team without discrete agents raises
+    ``ValueError``.
     """
     import torch
 
@@ -233,15 +245,10 @@ def policy_consistency(
         raise ValueError("policy_consistency scores discrete actions; this team has none.")
     if synthetic.num_episodes == 0 or real.num_episodes < 2:
         raise ValueError("policy_consistency needs >= 2 real and >= 1 synthetic episodes.")
-    rng = np.random.default_rng(seed)
-    real_eps = rng.permutation(np.flatnonzero(~np.asarray(real.synthetic, bool)))
-    n_held = max(1, int(round(heldout * len(real_eps))))
-    syn_eps = np.flatnonzero(np.asarray(synthetic.synthetic, bool))
-    syn_eps = syn_eps if len(syn_eps) else np.arange(synthetic.num_episodes)
+    fit_eps, held_eps, syn_eps = _split(real, synthetic, heldout, seed)
     sums = {k: 0.0 for k in ("nll_real", "acc_real", "nll_syn", "acc_syn", "uniform")}
     counts = {"real": 0, "syn": 0}
     g = torch.Generator().manual_seed(seed)
-    fit_eps = real_eps[n_held:]
     n_val = max(1, len(fit_eps) // 10) if len(fit_eps) > 1 else 0
     for i in agents:
         o_tr, a_tr, m_tr = _agent_pairs(real, fit_eps[n_val:], i)
@@ -256,7 +263,7 @@ def policy_consistency(
             z = net(torch.as_tensor((o - mu) / sd))
             return z if m is None else z.masked_fill(~torch.as_tensor(m), float("-inf"))
 
-        x, y, y_va = torch.as_tensor(o_tr), torch.as_tensor(a_tr), torch.as_tensor(a_va)
+        y, y_va = torch.as_tensor(a_tr), torch.as_tensor(a_va)
         best, best_state = float("inf"), None
         for step in range(steps + 1):
             if step % 50 == 0:
@@ -266,7 +273,7 @@ def policy_consistency(
                     best, best_state = val, {k: v.clone() for k, v in net.state_dict().items()}
             if step == steps:
                 break
-            j = torch.randint(0, len(x), (256,), generator=g).numpy()
+            j = torch.randint(0, len(o_tr), (256,), generator=g).numpy()
             loss = torch.nn.functional.cross_entropy(
                 logits(o_tr[j], None if m_tr is None else m_tr[j]), y[j]
             )
@@ -274,7 +281,7 @@ def policy_consistency(
             loss.backward()
             opt.step()
         net.load_state_dict(best_state)
-        for tag, batch, eps in (("real", real, real_eps[:n_held]), ("syn", synthetic, syn_eps)):
+        for tag, batch, eps in (("real", real, held_eps), ("syn", synthetic, syn_eps)):
             o, a, m = _agent_pairs(batch, eps, i)
             with torch.no_grad():
                 z = logits(o, m)
