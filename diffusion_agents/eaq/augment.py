@@ -73,6 +73,9 @@ class SampleResult:
         q_total: ``(accepted,)`` the generated Q-total row at ``t = 0`` (return units).
         q_estimate: ``(accepted,)`` ``Q_phi`` at ``t = 0`` of the decoded episodes.
         seconds: wall time of the sampling.
+        relabelled: with ``EAQConfig(action_decoder="inverse_dynamics")``, the share of the
+            accepted episodes' discrete actions that the inverse-dynamics model changed
+            (None otherwise, or without discrete agents).
     """
 
     batch: EpisodeBatch
@@ -83,6 +86,7 @@ class SampleResult:
     q_total: np.ndarray
     q_estimate: np.ndarray
     seconds: float
+    relabelled: float | None = None
 
     @property
     def num_accepted(self) -> int:
@@ -97,7 +101,9 @@ class SampleResult:
         return (
             f"SampleResult(accepted={self.num_accepted}, attempted={self.attempted}, "
             f"acceptance={self.acceptance_rate:.3f}, rejected={self.rejected}, "
-            f"mean_return={self.batch.returns.mean():.3f}, seconds={self.seconds:.1f})"
+            f"mean_return={self.batch.returns.mean():.3f}, seconds={self.seconds:.1f}"
+            + ("" if self.relabelled is None else f", relabelled={self.relabelled:.3f}")
+            + ")"
         )
 
 
@@ -137,6 +143,12 @@ class EAQAugmenter:
         self.normalizer = RowNormalizer.fit(raw, self.layout)
         torch.manual_seed(cfg.seed)
         self.model = EAQModel(layout=self.layout, config=cfg).to(self._device())
+        if self.model.inv is not None:
+            steps = np.arange(self.layout.horizon)[None, :] < batch.lengths[:, None]
+            self.model.inv.fit_scale(
+                torch.as_tensor(self.normalizer.normalize(raw), device=self._device()),
+                torch.as_tensor(steps, device=self._device()),
+            )
         self.ema = EMA(self.model.net, beta=cfg.ema_decay, update_after_step=0, update_every=1)
         self.source = {
             "dataset_id": batch.dataset_id,
@@ -166,10 +178,11 @@ class EAQAugmenter:
         step_mask = torch.as_tensor(steps, device=dev)
         model = self.model
         opt = torch.optim.Adam(model.net.parameters(), lr=cfg.learning_rate)
-        # Q_phi and the dynamics model (when used) learn from the real data only
-        aux = list(model.q.parameters()) + (
-            list(model.dyn.parameters()) if model.dyn is not None else []
-        )
+        # Q_phi and the dynamics models (when used) learn from the real data only
+        aux = list(model.q.parameters())
+        for extra in (model.dyn, model.inv):
+            if extra is not None:
+                aux += list(extra.parameters())
         q_opt = torch.optim.Adam(aux, lr=cfg.q_learning_rate)
         gen = torch.Generator().manual_seed(cfg.seed)
         E = data.shape[0]
@@ -187,7 +200,8 @@ class EAQAugmenter:
                 )
             opt.zero_grad(set_to_none=True)
             q_opt.zero_grad(set_to_none=True)
-            (losses["model"] + losses["q_fit"] + losses.get("dyn_fit", 0.0)).backward()
+            aux_fit = losses.get("dyn_fit", 0.0) + losses.get("inv_fit", 0.0)
+            (losses["model"] + losses["q_fit"] + aux_fit).backward()
             # q_fit only reaches Q_phi; L_Qtot only reaches f_theta (Q_phi frozen in it).
             opt.step()
             q_opt.step()
@@ -229,6 +243,35 @@ class EAQAugmenter:
         r = self.model.q_row
         return (q + 1.0) * 0.5 * self.normalizer.span[r] + self.normalizer.low[r]
 
+    @torch.no_grad()
+    def relabel_actions(
+        self, x: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """Normalized samples ``(batch, F, H)`` with their actions decoded by the fitted
+        inverse-dynamics model (``action_decoder="inverse_dynamics"``; unchanged otherwise).
+
+        The model reads the observations as decoding will build them (from the delta rows
+        with ``obs_deltas``). Returns the tensor and the per-column counts of relabelled and
+        changed discrete actions (None without the model).
+        """
+        inv = self.model.inv
+        if inv is None or self.config.action_decoder != "inverse_dynamics":
+            return x, None, None
+        seen = x
+        if self.layout.obs_deltas:
+            raw = self.normalizer.unnormalize(x.cpu().numpy())
+            rebuilt = raw.copy()
+            for i in range(len(self.layout.agents)):
+                obs = self.layout.rows("obs", i)
+                delta = self.layout.rows("obs_delta", i)
+                alive = raw[:, self.layout.rows("alive", i)[0], :] > 0.5
+                o = self.layout.rebuild_obs(
+                    np.swapaxes(raw[:, obs], 1, 2), np.swapaxes(raw[:, delta], 1, 2), alive
+                )
+                rebuilt[:, obs] = np.swapaxes(o, 1, 2)
+            seen = torch.as_tensor(self.normalizer.normalize(rebuilt), device=x.device)
+        return inv.relabel(x, seen)
+
     def decode(self, raw: np.ndarray) -> DecodeResult:
         """Decode raw tensors with this dataset's limits and the config's margin."""
         self._require_fit()
@@ -265,6 +308,7 @@ class EAQAugmenter:
         kept: list[np.ndarray] = []
         reasons: Counter[str] = Counter()
         attempted = accepted = valid = 0
+        relabelled = changed = 0
         t0 = time.perf_counter()
         bar = tqdm(total=num_episodes, desc="EAQ sample", disable=not show_progress)
         for _ in range(cfg.max_sample_rounds):
@@ -276,6 +320,7 @@ class EAQAugmenter:
                 generator=gen,
                 device=self._device(),
             )
+            x, count, change = self.relabel_actions(x)
             raw = self.normalizer.unnormalize(x.cpu().numpy())
             res = self.layout.decode(
                 raw,
@@ -286,6 +331,12 @@ class EAQAugmenter:
             valid += res.num_accepted
             reasons.update(res.reasons)
             take = raw[res.accepted][: num_episodes - accepted]
+            if count is not None and take.shape[0]:
+                # count the steps of the accepted episodes only (not padding, not rejects)
+                rows = np.flatnonzero(res.accepted)[: take.shape[0]]
+                steps = np.arange(raw.shape[2] - 1)[None, :] < res.batch.lengths[: len(rows), None]
+                relabelled += int((count.cpu().numpy()[rows] * steps).sum())
+                changed += int((change.cpu().numpy()[rows] * steps).sum())
             kept.append(take)
             accepted += take.shape[0]
             bar.update(take.shape[0])
@@ -312,6 +363,7 @@ class EAQAugmenter:
             q_total=res.q_total,
             q_estimate=self.q_estimate(raw),
             seconds=time.perf_counter() - t0,
+            relabelled=changed / relabelled if relabelled else None,
         )
 
     # -- save / load ------------------------------------------------------------------------
@@ -518,6 +570,7 @@ def augment(
         "real_mean_return": float(batch.returns.mean()),
         "synthetic_mean_return": float(syn.returns.mean()),
         "synthetic_mean_q_estimate": float(result.q_estimate.mean()),
+        "actions_relabelled": result.relabelled,
     }
     ma["eaq"] = eaq_meta
     metadata: dict[str, Any] = {k: src_meta[k] for k in SOURCE_META if k in src_meta}

@@ -28,10 +28,11 @@ import dataclasses
 import json
 from typing import Any
 
-from diffusion_agents.diffusion import PRECISIONS
+from diffusion_agents.diffusion import PRECISIONS, PREDICTIONS
 
 SAMPLERS = ("ddim", "ddpm")
 Q_GUIDANCE_THROUGH = ("all", "actions")
+ACTION_DECODERS = ("generated", "inverse_dynamics")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -63,6 +64,12 @@ class EAQConfig:
             emits no higher than the real data, so ``L_Qtot`` cannot raise it by moving off
             the data alone. 0 (the default) is the paper's estimator; active only when
             ``q_weight > 0``; an extension (docs/eaq.md, "A conservative Q_phi").
+        action_decoder: where a synthetic transition's actions come from: ``"generated"``
+            (the paper: the arg-max of the generated action rows) or ``"inverse_dynamics"``
+            (an extension: a per-agent inverse-dynamics model ``g_i(o^i_t, o^i_(t+1))``
+            fitted on the real transitions alongside ``Q_phi`` relabels every transition of
+            the generated observations, as MADiff decodes its plans; the generated action
+            rows still carry ``L_Qtot`` in training; docs/eaq.md, "Inverse-dynamics actions").
         action_temperature: temperature of the soft one-hot relaxation in ``L_Qtot``.
         gamma: discount of the return-to-go (Q-total) row; 1.0 = undiscounted, as in EAQ.
         obs_deltas: give each step's observation change rows of its own and rebuild the
@@ -71,6 +78,8 @@ class EAQConfig:
         dim: base channel width of the U-Net; ``dim_mults``: per-level width multipliers.
         attention: self-attention blocks in the U-Net (off: EAQ is a plain Conv1D U-Net).
         n_diffusion_steps: K, diffusion steps of the training schedule.
+        prediction: what ``f_theta`` predicts: ``"x0"`` (the paper), ``"eps"`` or ``"v"``;
+            ``L_Qtot`` and ``L_dyn`` read the x0 estimate derived from it either way.
         beta_schedule: noise schedule name understood by :mod:`diffusion_agents.diffusion`.
         sampler: ``"ddim"`` (few steps, fast) or ``"ddpm"`` (all K steps).
         sample_steps: denoising steps of the DDIM sampler.
@@ -100,6 +109,7 @@ class EAQConfig:
     dynamics_weight: float = 0.0
     q_guidance_through: str = "all"
     q_conservative: float = 0.0
+    action_decoder: str = "generated"
     action_temperature: float = 0.2
     gamma: float = 1.0
     obs_deltas: bool = False
@@ -107,6 +117,7 @@ class EAQConfig:
     dim_mults: tuple[int, ...] = (1, 2)
     attention: bool = False
     n_diffusion_steps: int = 100
+    prediction: str = "x0"
     beta_schedule: str = "cosine"
     sampler: str = "ddim"
     sample_steps: int = 10
@@ -128,6 +139,12 @@ class EAQConfig:
             raise ValueError(
                 f"q_guidance_through={self.q_guidance_through!r}; allowed: {Q_GUIDANCE_THROUGH}."
             )
+        if self.action_decoder not in ACTION_DECODERS:
+            raise ValueError(
+                f"action_decoder={self.action_decoder!r}; allowed: {ACTION_DECODERS}."
+            )
+        if self.prediction not in PREDICTIONS:
+            raise ValueError(f"prediction={self.prediction!r}; allowed: {PREDICTIONS}.")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision={self.precision!r}; allowed: {PRECISIONS}.")
         for name in ("n_steps", "batch_size", "n_diffusion_steps", "sample_steps",

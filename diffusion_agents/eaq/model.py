@@ -85,6 +85,121 @@ class Dynamics(nn.Module):
         return obs[..., 1:] - obs[..., :-1]
 
 
+class InverseDynamics(nn.Module):
+    """Per-agent inverse dynamics ``g_i(o^i_t, o^i_(t+1)) -> a^i_t`` over the episode tensor.
+
+    ``logits(x (batch, features, horizon))`` gives, per agent, ``(batch, horizon - 1,
+    action rows)``: action logits (Discrete agents) or the normalized flat action (others),
+    from an MLP on the agent's normalized observation at ``t`` and its change to ``t + 1``
+    (divided by the real changes' standard deviation, :meth:`fit_scale`, so a one-step
+    change of 1 % of a row's range is not lost next to the observation itself). Fitted on
+    the real transitions; with ``EAQConfig(action_decoder="inverse_dynamics")`` it replaces
+    the generated actions of every synthetic transition (:meth:`relabel`), as MADiff decodes
+    its planned observations.
+    """
+
+    def __init__(self, *, layout: EpisodeLayout, hidden: int = 256) -> None:
+        super().__init__()
+        self.parts: list[dict[str, object]] = []
+        for i in range(len(layout.agents)):
+            disc = layout.n_actions[i] > 0
+            act = layout.rows("action_onehot" if disc else "action", i)
+            self.parts.append({
+                # plain lists index a tensor on any device
+                "obs": [int(r) for r in layout.rows("obs", i)],
+                "alive": int(layout.rows("alive", i)[0]),
+                "act": [int(r) for r in act],
+                "mask": [int(r) for r in layout.rows("mask", i)] if layout.masked[i] else None,
+                "discrete": disc,
+            })
+        self.mlps = nn.ModuleList(
+            MLP(2 * len(p["obs"]), len(p["act"]), hidden=(hidden, hidden)) for p in self.parts
+        )
+        n_obs = sum(len(p["obs"]) for p in self.parts)
+        self.register_buffer("delta_scale", torch.ones(n_obs))  # saved with the weights
+
+    def _inputs(self, x: torch.Tensor, i: int) -> torch.Tensor:
+        p = self.parts[i]
+        first = sum(len(q["obs"]) for q in self.parts[:i])
+        obs = rearrange(x[:, p["obs"], :], "b f h -> b h f")
+        scale = self.delta_scale[first : first + len(p["obs"])]
+        return torch.cat([obs[:, :-1], (obs[:, 1:] - obs[:, :-1]) / scale], dim=-1)
+
+    @torch.no_grad()
+    def fit_scale(self, x0: torch.Tensor, step_mask: torch.Tensor) -> None:
+        """Set the change scale from real normalized episodes ``(batch, F, H)``."""
+        scales = []
+        for i, p in enumerate(self.parts):
+            w = self.transitions(x0, step_mask, i)
+            obs = x0[:, p["obs"], :]
+            d = (obs[..., 1:] - obs[..., :-1]).transpose(1, 2)[w]  # (n, obs_dim)
+            s = d.std(dim=0) if d.shape[0] > 1 else d.new_ones(d.shape[-1])
+            scales.append(torch.where(torch.isfinite(s) & (s > 1e-6), s, torch.ones_like(s)))
+        self.delta_scale.copy_(torch.cat(scales))
+
+    def transitions(self, x: torch.Tensor, step_mask: torch.Tensor | None, i: int) -> torch.Tensor:
+        """``(batch, horizon - 1)`` True where agent ``i`` is alive at ``t`` and ``t + 1``
+        (and, given ``step_mask``, ``t`` is a step of the episode)."""
+        alive = x[:, self.parts[i]["alive"], :] > 0
+        w = alive[:, :-1] & alive[:, 1:]
+        return w if step_mask is None else w & step_mask[:, :-1]
+
+    def logits(self, x: torch.Tensor, i: int) -> torch.Tensor:
+        out = self.mlps[i](self._inputs(x, i))
+        p = self.parts[i]
+        if p["discrete"] and p["mask"] is not None:
+            legal = rearrange(x[:, p["mask"], :-1], "b f h -> b h f") > 0
+            legal = legal | ~legal.any(-1, keepdim=True)  # no legal action: all stay open
+            out = out.masked_fill(~legal, -1e9)
+        return out
+
+    def loss(self, x0: torch.Tensor, step_mask: torch.Tensor) -> torch.Tensor:
+        """Masked cross-entropy (Discrete agents) or MSE (others) on real transitions."""
+        total, count = x0.new_zeros(()), 0
+        for i, p in enumerate(self.parts):
+            w = self.transitions(x0, step_mask, i)
+            if not bool(w.any()):
+                continue
+            out = self.logits(x0, i)[w]
+            target = rearrange(x0[:, p["act"], :-1], "b f h -> b h f")[w]
+            if p["discrete"]:
+                total = total + F.cross_entropy(out, target.argmax(-1), reduction="sum")
+            else:
+                total = total + ((out - target) ** 2).mean(-1).sum()
+            count += int(w.sum())
+        return total / max(count, 1)
+
+    @torch.no_grad()
+    def relabel(
+        self, x: torch.Tensor, seen: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Replace every transition's action rows of ``x`` (normalized, ``(batch, F, H)``).
+
+        Discrete agents get the most likely legal action as a one-hot in ``[-1, 1]`` units,
+        the others the prediction clipped to ``[-1, 1]``. The model reads ``seen`` (default
+        ``x``; e.g. ``x`` with observations rebuilt from delta rows). Returns the new tensor
+        and, per ``(batch, horizon - 1)`` column, how many discrete actions were relabelled
+        and how many of them changed.
+        """
+        seen = x if seen is None else seen
+        x = x.clone()
+        count = torch.zeros(x.shape[0], x.shape[2] - 1, dtype=torch.long, device=x.device)
+        changed = torch.zeros_like(count)
+        for i, p in enumerate(self.parts):
+            w = self.transitions(seen, None, i)  # (b, h - 1)
+            out = self.logits(seen, i)
+            old = x[:, p["act"], :-1]
+            if p["discrete"]:
+                new = 2.0 * F.one_hot(out.argmax(-1), len(p["act"])).to(x.dtype) - 1.0
+                new = rearrange(new, "b h f -> b f h")
+                count += w.long()
+                changed += ((old.argmax(1) != new.argmax(1)) & w).long()
+            else:
+                new = rearrange(out.clamp(-1.0, 1.0), "b h f -> b f h")
+            x[:, p["act"], :-1] = torch.where(w[:, None, :], new, old)
+        return x, count, changed
+
+
 class EAQModel(nn.Module):
     """``f_theta`` (a Conv1D :class:`TemporalUNet`, x0-prediction) + ``Q_phi`` + the schedule.
 
@@ -115,7 +230,7 @@ class EAQModel(nn.Module):
         self.diffusion = GaussianDiffusion(
             n_timesteps=config.n_diffusion_steps,
             schedule=config.beta_schedule,
-            prediction="x0",
+            prediction=config.prediction,
             clip_denoised=clip is not None,
             clip_range=(-(clip or 1.0), clip or 1.0),
         )
@@ -141,6 +256,10 @@ class EAQModel(nn.Module):
             )
         else:
             self.dyn = None
+        self.inv = (
+            InverseDynamics(layout=layout, hidden=config.q_hidden)
+            if config.action_decoder == "inverse_dynamics" else None
+        )
         self.q_row = layout.row("q_total")
         # q_guidance_through="actions": L_Qtot's gradient reaches f_theta through these rows only
         acts = None
@@ -189,14 +308,17 @@ class EAQModel(nn.Module):
         consecutive columns of ``f_theta``'s estimate, relative to the batch's mean squared
         real one-step change so its weight does not depend on the data's scale), added to
         ``model`` with that weight (``dynamics_weight`` overrides it, e.g. 0 in the warm-up).
+        With ``config.action_decoder="inverse_dynamics"`` also ``"inv_fit"``, the loss of
+        :class:`InverseDynamics` on the real transitions (it trains that model only).
         """
         b = x0.shape[0]
         diff = self.diffusion
         t = torch.randint(0, diff.n_timesteps, (b,), generator=generator).to(x0.device)
         noise = torch.randn(x0.shape, generator=generator).to(x0.device)
         x_t = diff.q_sample(x0, t, noise)
-        x0_hat = self.net(x_t, t)
-        diffusion_loss = F.mse_loss(x0_hat, diff.target(x0, noise, t))
+        out = self.net(x_t, t)
+        diffusion_loss = F.mse_loss(out, diff.target(x0, noise, t))
+        x0_hat = diff.predict_x0(out, x_t, t)  # the output itself with x0-prediction
 
         w = step_mask.to(x0.dtype)
         denom = w.sum().clamp(min=1.0)
@@ -231,6 +353,8 @@ class EAQModel(nn.Module):
             out.update(self._dynamics_losses(x0, x0_hat, step_mask, t))
             mu = self.dynamics_weight if dynamics_weight is None else dynamics_weight
             out["model"] = out["model"] + mu * out["dyn_consistency"]
+        if self.inv is not None:
+            out["inv_fit"] = self.inv.loss(x0, step_mask)
         return out
 
     def _dynamics_losses(

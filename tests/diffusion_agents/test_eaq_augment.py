@@ -192,3 +192,17 @@ def test_cli_augment_fits_saves_and_samples_from_a_saved_model(tmp_path, capsys)
         main([*base, "--config", json.dumps({"dim": 16}), "--new-id", "mpe2/spread2/x-v0"])
     with pytest.raises(SystemExit, match="'q_weight'"):
         main([*base, "--q-weight", "0.9", "--new-id", "mpe2/spread2/x-v0"])
+
+
+@pytest.mark.parametrize("prediction", ["eps", "v"])
+def test_other_parameterizations_fit_sample_and_round_trip(tmp_path, prediction):
+    with pytest.raises(ValueError, match="prediction"):
+        EAQConfig(prediction="score")
+    src = _record_source(n=6)
+    aug = EAQAugmenter(TINY.replace(n_steps=30, prediction=prediction)).fit(src, show_progress=False)
+    assert aug.model.diffusion.prediction == prediction
+    res = aug.sample(10, seed=5, show_progress=False)
+    assert res.num_accepted == 10 and np.isfinite(res.raw).all()
+    loaded = EAQAugmenter.load(aug.save(tmp_path / "ckpt"))
+    assert loaded.config.prediction == prediction
+    np.testing.assert_array_equal(loaded.sample(10, seed=5, show_progress=False).raw, res.raw)
