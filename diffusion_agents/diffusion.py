@@ -406,6 +406,31 @@ class GaussianDiffusion(nn.Module):
         return x
 
 
+def check_device_name(device: str | None, owner: str) -> None:
+    """Refuse a device name that :func:`resolve_device` would not take, naming ``owner``
+    (e.g. ``"MADiffConfig.device"``): ``None``/``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"auto"``."""
+    if device is None or device in ("cpu", "cuda", "auto"):
+        return
+    if isinstance(device, str) and device.startswith("cuda:") and device[5:].isdigit():
+        return
+    raise ValueError(f"{owner}={device!r}; use 'cpu', 'cuda', 'cuda:N' or 'auto'.")
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """``None``/``"cpu"`` -> CPU; ``"auto"`` -> CUDA when available, else CPU; a CUDA
+    device is refused with a clear error where CUDA is not available."""
+    if device is None or device == "cpu":
+        return torch.device("cpu")
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(
+            f"device={str(device)!r} asked for CUDA, but CUDA is not available."
+        )
+    return dev
+
+
 def training_autocast(precision: str, device: torch.device | str) -> torch.autocast:
     """The autocast context of a training forward pass (MADiff and EAQ): bfloat16 for
     ``precision="bf16"``, a disabled context (float32) for ``"fp32"``. Parameters, their
@@ -427,9 +452,11 @@ __all__ = [
     "PRECISIONS",
     "GaussianDiffusion",
     "apply_inpaint",
+    "check_device_name",
     "classifier_free_guidance",
     "condition_dropout",
     "cosine_beta_schedule",
     "linear_beta_schedule",
+    "resolve_device",
     "training_autocast",
 ]

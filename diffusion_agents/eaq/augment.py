@@ -35,7 +35,7 @@ from minari.storage.datasets_root_dir import get_dataset_path
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
-from diffusion_agents.diffusion import training_autocast
+from diffusion_agents.diffusion import resolve_device, training_autocast
 from diffusion_agents.eaq.config import EAQConfig
 from diffusion_agents.eaq.encode import (
     DecodeResult,
@@ -132,7 +132,7 @@ class EAQAugmenter:
 
     # -- fitting -------------------------------------------------------------------------------
     def _device(self) -> torch.device:
-        return torch.device(self.config.device or "cpu")
+        return resolve_device(self.config.device)
 
     def _setup(self, batch: EpisodeBatch) -> np.ndarray:
         cfg = self.config

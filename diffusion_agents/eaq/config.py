@@ -28,7 +28,7 @@ import dataclasses
 import json
 from typing import Any
 
-from diffusion_agents.diffusion import PRECISIONS, PREDICTIONS
+from diffusion_agents.diffusion import PRECISIONS, PREDICTIONS, check_device_name
 
 SAMPLERS = ("ddim", "ddpm")
 Q_GUIDANCE_THROUGH = ("all", "actions")
@@ -96,7 +96,9 @@ class EAQConfig:
             ``MADiffConfig.precision`` does; parameters, optimizers, EMA and sampling stay
             float32. Measured in docs/eaq.md ("Mixed precision").
         seed: seeds numpy and torch for fitting and sampling.
-        device: torch device; ``None`` = CPU.
+        device: ``None`` or ``"cpu"`` (default), ``"cuda"``, ``"cuda:N"``, or ``"auto"``
+            (CUDA when available); sampling noise comes from a CPU generator, so a seed
+            draws the same noise on every device.
     """
 
     q_weight: float = 0.3
@@ -131,6 +133,7 @@ class EAQConfig:
     device: str | None = None
 
     def __post_init__(self) -> None:
+        check_device_name(self.device, "EAQConfig.device")
         if self.sampler not in SAMPLERS:
             raise ValueError(f"sampler={self.sampler!r}; allowed: {SAMPLERS}.")
         if self.q_weight < 0:

@@ -44,7 +44,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from diffusion_agents.diffusion import PRECISIONS
+from diffusion_agents.diffusion import PRECISIONS, check_device_name
 
 MODES = ("decentralized", "centralized")
 PREDICTIONS = ("eps", "x0", "v")
@@ -244,12 +244,7 @@ class MADiffConfig:
             raise ValueError(
                 f"MADiffConfig.guidance_weight={self.guidance_weight!r} must be >= 0."
             )
-        if not (
-            self.device in ("cpu", "cuda", "auto") or self.device.startswith("cuda:")
-        ):
-            raise ValueError(
-                f"MADiffConfig.device={self.device!r}; use 'cpu', 'cuda', 'cuda:N' or 'auto'."
-            )
+        check_device_name(self.device, "MADiffConfig.device")
 
     @property
     def window(self) -> int:

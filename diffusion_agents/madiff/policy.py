@@ -41,6 +41,7 @@ from diffusion_agents.checkpoint import (
     save_checkpoint,
     serialize_spaces,
 )
+from diffusion_agents.diffusion import resolve_device
 from diffusion_agents.madiff.config import MADiffConfig
 from diffusion_agents.madiff.model import MADiffModel, known_mask
 from diffusion_agents.madiff.training import TrainingRun
@@ -48,20 +49,6 @@ from wrappers.spaces import core_obs_space, flatten_obs, has_action_mask
 
 KIND = "madiff-policy"
 VERSION = 1
-
-
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    """``"auto"`` -> CUDA when available, else CPU; other values are checked."""
-    if device is None or device == "cpu":
-        return torch.device("cpu")
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(
-            f"device={str(device)!r} asked for CUDA, but CUDA is not available."
-        )
-    return dev
 
 
 def _saved_config(meta: dict[str, Any]) -> MADiffConfig:
