@@ -50,6 +50,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--eaq-episodes", type=int, default=4000, help="EAQ episodes generated")
     p.add_argument("--quality-steps", type=int, default=10_000)
     p.add_argument("--quality-episodes", type=int, default=100)
+    p.add_argument("--sections", default="act,train,eaq,quality,compile",
+                   help="comma-separated subset of act,train,eaq,quality,compile")
     p.add_argument("--out", default=None)
 
 
@@ -268,19 +270,27 @@ def run(args) -> int:
 
             write_json_atomic(args.out, res)
 
-    res["act"] = act_rows(batch, env, args)
-    save()
+    sections = set(args.sections.split(","))
+    unknown = sections - {"act", "train", "eaq", "quality", "compile"}
+    if unknown:
+        raise SystemExit(f"--sections: unknown {sorted(unknown)}")
+    res["act"], res["train"], res["eaq"] = [], [], []
+    if "act" in sections:
+        res["act"] = act_rows(batch, env, args)
+        save()
     n, d = args.train_steps, str(dev)
-    res["train"] = [train_row(batch, "batch 32", d, n),
-                    train_row(batch, "batch 256", d, n, batch_size=256),
-                    train_row(batch, "batch 32", "cpu", max(60, n // 4))]
-    save()
-    res["eaq"] = eaq_rows(args.dataset, args)
-    save()
-    if args.quality_steps > 0:
+    if "train" in sections:
+        res["train"] = [train_row(batch, "batch 32", d, n),
+                        train_row(batch, "batch 256", d, n, batch_size=256),
+                        train_row(batch, "batch 32", "cpu", max(60, n // 4))]
+        save()
+    if "eaq" in sections:
+        res["eaq"] = eaq_rows(args.dataset, args)
+        save()
+    if "quality" in sections and args.quality_steps > 0:
         res["quality"] = quality(batch, args.dataset, args)
         save()
-    if not args.no_compile:  # last: its first compilation is the slow part
+    if "compile" in sections and not args.no_compile:  # last: compilation is the slow part
         res["train"].append(train_row(batch, "batch 32, compile=True", d, n, compile=True))
         save()
     _print_tables(res)

@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = cfg.replace(**changes)
     augmenter = None
     if args.from_model:
-        augmenter = EAQAugmenter.load(args.from_model)
+        augmenter = EAQAugmenter.load(args.from_model, device=cfg.device)
         saved = augmenter.config
         given = set(extra) | set(changes)
         # a saved model fixes how it was trained; only sampling settings can change

@@ -401,7 +401,8 @@ class EAQAugmenter:
 
     @classmethod
     def load(cls, path: str | os.PathLike, *, device: str | None = None) -> EAQAugmenter:
-        """Rebuild an augmenter saved by :meth:`save` (no unpickling)."""
+        """Rebuild an augmenter saved by :meth:`save` (no unpickling) on ``device``: the CPU
+        unless asked (``"cuda"``, ``"auto"``, ...), wherever it was fitted."""
         path = Path(path)
         cfg_file, w_file = path / "config.json", path / "weights.safetensors"
         for f in (cfg_file, w_file):
@@ -416,9 +417,7 @@ class EAQAugmenter:
                 f"{cfg_file}: format {meta.get('format')!r} version {meta.get('format_version')!r} "
                 f"is not an EAQ checkpoint of version {FORMAT_VERSION}."
             )
-        config = EAQConfig.from_dict(meta["config"])
-        if device is not None:
-            config = config.replace(device=device)
+        config = EAQConfig.from_dict(meta["config"]).replace(device=device)
         self = cls(config)
         self.layout = EpisodeLayout.from_dict(meta["layout"])
         self.normalizer = RowNormalizer.from_dict(meta["normalizer"])

@@ -651,7 +651,8 @@ class MADiffPolicy:
     def load(
         cls, path: str | os.PathLike, *, device: str | None = None
     ) -> MADiffPolicy:
-        """Load a file written by :meth:`save` (or a training checkpoint)."""
+        """Load a file written by :meth:`save` (or a training checkpoint) onto ``device``:
+        the CPU unless asked (``"cuda"``, ``"auto"``, ...), wherever it was trained."""
         tensors, meta = load_checkpoint(path, kind=KIND, versions=(VERSION,))
         try:
             config = _saved_config(meta)
@@ -665,9 +666,8 @@ class MADiffPolicy:
             raise CheckpointError(
                 f"{str(path)!r}: the checkpoint's contents do not form a MADiff policy: {exc}"
             ) from None
-        if device is not None:
-            config = config.replace(device=device)
-        model.to(resolve_device(device or "cpu"))
+        config = config.replace(device=device or "cpu")
+        model.to(resolve_device(config.device))
         return cls(
             model,
             agents=agents,
