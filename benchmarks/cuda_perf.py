@@ -28,6 +28,7 @@ Prints Markdown tables; ``--out`` also writes them as JSON (atomically).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import sys
@@ -50,6 +51,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--eaq-episodes", type=int, default=4000, help="EAQ episodes generated")
     p.add_argument("--quality-steps", type=int, default=10_000)
     p.add_argument("--quality-episodes", type=int, default=100)
+    p.add_argument("--config", default="{}", help="JSON overrides of the default MADiffConfig")
     p.add_argument("--sections", default="act,train,eaq,quality,compile",
                    help="comma-separated subset of act,train,eaq,quality,compile")
     p.add_argument("--out", default=None)
@@ -83,7 +85,8 @@ def act_rows(batch, env, args) -> list[dict[str, Any]]:
     from diffusion_agents.madiff.training import fit_statistics
 
     dev = args.device
-    policy = MADiffPolicy.train(batch, MADiffConfig(n_steps=1, device=dev), show_progress=False)
+    cfg = MADiffConfig(**{**args.overrides, "n_steps": 1, "device": dev})
+    policy = MADiffPolicy.train(batch, cfg, show_progress=False)
     obs, _ = env.reset(seed=0)
     rows = []
 
@@ -136,12 +139,13 @@ def act_rows(batch, env, args) -> list[dict[str, Any]]:
     return rows
 
 
-def train_row(batch, label: str, dev: str, steps: int, **changes) -> dict[str, Any]:
+def train_row(batch, label: str, dev: str, steps: int, overrides: dict[str, Any],
+              **changes) -> dict[str, Any]:
     """One whole training run, timed (an exception becomes the row's error)."""
     from benchmarks.madiff_train_rate import time_run
     from diffusion_agents import MADiffConfig
 
-    cfg = MADiffConfig(n_steps=steps, device=dev, **changes)
+    cfg = MADiffConfig(**{**overrides, **changes, "n_steps": steps, "device": dev})
     try:
         r = time_run(batch, cfg, max(50, (steps - 5) // 4))
     except Exception as exc:  # e.g. no compiler for inductor
@@ -182,7 +186,8 @@ def quality(batch, dataset_id: str, args) -> dict[str, Any]:
     from benchmarks.madiff_eval import bootstrap_mean, eval_seed, rollout
     from diffusion_agents import MADiffConfig, MADiffPolicy
 
-    cfg = MADiffConfig(n_steps=args.quality_steps, device=args.device)
+    cfg = MADiffConfig(**{**args.overrides, "n_steps": args.quality_steps,
+                          "device": args.device})
     t0 = time.perf_counter()
     policy = MADiffPolicy.train(batch, cfg, seed=0, show_progress=False)
     train_s = time.perf_counter() - t0
@@ -248,6 +253,10 @@ def run(args) -> int:
     from wrappers import make_env
 
     dev = resolve_device(args.device)
+    try:
+        args.overrides = json.loads(args.config)
+    except json.JSONDecodeError as exc:
+        raise SystemExit(f"--config is not valid JSON: {exc}") from None
     torch.set_num_threads(args.cpu_threads)
     batch = _load_batch(args.dataset)
     env = make_env(batch.metadata["env_id"], **dict(batch.metadata.get("env_kwargs") or {}))
@@ -257,7 +266,7 @@ def run(args) -> int:
         "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "CPU",
         "cpu_name": platform.processor() or platform.machine(),
         "cpu_threads": args.cpu_threads, "dataset": args.dataset,
-        "torch": torch.__version__,
+        "torch": torch.__version__, "config_overrides": args.overrides,
     }
 
     def save() -> None:
@@ -280,9 +289,10 @@ def run(args) -> int:
         save()
     n, d = args.train_steps, str(dev)
     if "train" in sections:
-        res["train"] = [train_row(batch, "batch 32", d, n),
-                        train_row(batch, "batch 256", d, n, batch_size=256),
-                        train_row(batch, "batch 32", "cpu", max(60, n // 4))]
+        o = args.overrides
+        res["train"] = [train_row(batch, "batch 32", d, n, o),
+                        train_row(batch, "batch 256", d, n, o, batch_size=256),
+                        train_row(batch, "batch 32", "cpu", max(60, n // 4), o)]
         save()
     if "eaq" in sections:
         res["eaq"] = eaq_rows(args.dataset, args)
@@ -291,7 +301,8 @@ def run(args) -> int:
         res["quality"] = quality(batch, args.dataset, args)
         save()
     if "compile" in sections and not args.no_compile:  # last: compilation is the slow part
-        res["train"].append(train_row(batch, "batch 32, compile=True", d, n, compile=True))
+        res["train"].append(
+            train_row(batch, "batch 32, compile=True", d, n, args.overrides, compile=True))
         save()
     _print_tables(res)
     if args.out:
