@@ -79,10 +79,8 @@ def _median_ms(fn, repeats: int, device, warmup: int = 3) -> float:
 
 def act_rows(batch, env, args) -> list[dict[str, Any]]:
     """Act latency on the device and on the CPU (same weights, same observation)."""
-    import torch
-
+    from benchmarks.perf import reference_planner
     from diffusion_agents import MADiffConfig, MADiffPolicy
-    from diffusion_agents.madiff.training import fit_statistics
 
     dev = args.device
     cfg = MADiffConfig(**{**args.overrides, "n_steps": 1, "device": dev})
@@ -110,24 +108,8 @@ def act_rows(batch, env, args) -> list[dict[str, Any]]:
         _median_ms(lambda: ddpm.act(obs), max(5, args.repeats // 5), dev, warmup=1),
         "all steps timed")
 
-    ref_cfg = MADiffConfig.reference(n_steps=1)
-    ref_model = MADiffPolicy._build_model(ref_cfg, policy.info, 0)
-    fit_statistics(ref_model, batch)
-    ref_model.eval()
-    n_ref = sum(p.numel() for p in ref_model.parameters())
-    a, d, w = len(policy.agents), ref_model.obs_dim, ref_cfg.window
-
-    def ref_act(device, steps):
-        known = torch.zeros(1, a, d, w, dtype=torch.bool, device=device)
-        known[..., : ref_cfg.history + 1] = True
-        with torch.inference_mode():
-            ref_model.plan(
-                torch.zeros(1, a, d, w, device=device), known, torch.ones(1, device=device),
-                noise=torch.randn(1, a, d, w).to(device),
-                guidance_weight=ref_cfg.guidance_weight, sampler="ddpm", steps=steps,
-                batched_guidance=False,
-            )
-
+    ref_act, n_ref, ref_model = reference_planner(policy, batch)
+    ref_cfg = ref_model.config
     total = ref_cfg.n_diffusion_steps
     label = f"act, reference size ({n_ref / 1e6:.1f} M params, {total}-step DDPM, 2-pass guidance)"
     ref_model.to(dev)

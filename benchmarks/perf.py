@@ -95,6 +95,37 @@ def _peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def reference_planner(policy, batch):
+    """The reference-size network (``MADiffConfig.reference()``: built, not trained, as
+    weights do not change timings) for ``policy``'s agents and ``batch``'s statistics.
+
+    Returns ``(act, parameter count, model)``; ``act(device, steps)`` plans as the official
+    code acts: one joint sample (one row per agent), ``steps`` DDPM steps, guidance as two
+    forward passes. Move the model with ``model.to(device)`` before calling it there."""
+    import torch
+
+    from diffusion_agents import MADiffConfig, MADiffPolicy
+    from diffusion_agents.madiff.training import fit_statistics
+
+    cfg = MADiffConfig.reference(n_steps=1)
+    model = MADiffPolicy._build_model(cfg, policy.info, 0)
+    fit_statistics(model, batch)
+    model.eval()
+    a, d, w = len(policy.agents), model.obs_dim, cfg.window
+
+    def act(device, steps: int) -> None:
+        known = torch.zeros(1, a, d, w, dtype=torch.bool, device=device)
+        known[..., : cfg.history + 1] = True
+        with torch.inference_mode():
+            model.plan(
+                torch.zeros(1, a, d, w, device=device), known, torch.ones(1, device=device),
+                noise=torch.randn(1, a, d, w).to(device), guidance_weight=cfg.guidance_weight,
+                sampler="ddpm", steps=steps, batched_guidance=False,
+            )
+
+    return act, sum(p.numel() for p in model.parameters()), model
+
+
 def run(args) -> int:
 
     import torch
@@ -173,35 +204,10 @@ def run(args) -> int:
     rows.append((f"act, same model, {k}-step DDPM", ddpm_ms, how))
     print(f"act, {k}-step DDPM: {ddpm_ms:.1f} ms ({how})", flush=True)
 
-    # the reference-size network: built (not trained: weights do not change timings)
-    from diffusion_agents.madiff.training import fit_statistics
-
-    ref_cfg = MADiffConfig.reference(n_steps=1)
-    ref_model = MADiffPolicy._build_model(ref_cfg, policy.info, 0)
-    fit_statistics(ref_model, batch)
-    ref_model.eval()
-    ref_params = sum(p.numel() for p in ref_model.parameters())
-    # the reference acts with one joint sample (one row per agent), guidance as two passes
-    a, d, w = len(policy.agents), ref_model.obs_dim, ref_cfg.window
-
-    def ref_act(steps: int):
-        known = torch.zeros(1, a, d, w, dtype=torch.bool)
-        known[..., : ref_cfg.history + 1] = True
-        vals = torch.zeros(1, a, d, w)
-        with torch.inference_mode():
-            ref_model.plan(
-                vals,
-                known,
-                torch.ones(1),
-                noise=torch.randn(1, a, d, w),
-                guidance_weight=ref_cfg.guidance_weight,
-                sampler="ddpm",
-                steps=steps,
-                batched_guidance=False,
-            )
-
+    ref_act, ref_params, ref_model = reference_planner(policy, batch)
+    ref_cfg = ref_model.config
     steps_timed = ref_cfg.n_diffusion_steps if args.full else args.ddpm_steps
-    ref_ms = _median_ms(lambda: ref_act(steps_timed), 3, warmup=1, key="ref") * (
+    ref_ms = _median_ms(lambda: ref_act("cpu", steps_timed), 3, warmup=1, key="ref") * (
         ref_cfg.n_diffusion_steps / steps_timed
     )
     rows.append(
