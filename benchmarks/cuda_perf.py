@@ -46,8 +46,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ddpm-steps", type=int, default=5,
                    help="sampling steps timed for the CPU's 200-step rows (extrapolated)")
     p.add_argument("--train-steps", type=int, default=1000, help="steps per timed train run")
-    p.add_argument("--no-compile", action="store_true", help="skip the compiled train row")
-    p.add_argument("--eaq-steps", type=int, default=500, help="EAQ fit steps timed")
+    p.add_argument("--eaq-steps", type=int, default=500,
+                   help="EAQ fit steps (> 10; the first 10 are warm-up, not timed)")
     p.add_argument("--eaq-episodes", type=int, default=4000, help="EAQ episodes generated")
     p.add_argument("--quality-steps", type=int, default=10_000)
     p.add_argument("--quality-episodes", type=int, default=100)
@@ -121,13 +121,14 @@ def act_rows(batch, env, args) -> list[dict[str, Any]]:
     return rows
 
 
-def train_row(batch, label: str, dev: str, steps: int, overrides: dict[str, Any],
+def train_row(batch, dev: str, steps: int, overrides: dict[str, Any],
               **changes) -> dict[str, Any]:
     """One whole training run, timed (an exception becomes the row's error)."""
     from benchmarks.madiff_train_rate import time_run
     from diffusion_agents import MADiffConfig
 
     cfg = MADiffConfig(**{**overrides, **changes, "n_steps": steps, "device": dev})
+    label = f"batch {cfg.batch_size}" + (", compile=True" if cfg.compile else "")
     try:
         r = time_run(batch, cfg, max(50, (steps - 5) // 4))
     except Exception as exc:  # e.g. no compiler for inductor
@@ -239,6 +240,12 @@ def run(args) -> int:
         args.overrides = json.loads(args.config)
     except json.JSONDecodeError as exc:
         raise SystemExit(f"--config is not valid JSON: {exc}") from None
+    sections = set(args.sections.split(","))
+    unknown = sections - {"act", "train", "eaq", "quality", "compile"}
+    if unknown:
+        raise SystemExit(f"--sections: unknown {sorted(unknown)}")
+    if "eaq" in sections and args.eaq_steps <= 10:
+        raise SystemExit("--eaq-steps must be > 10 (the first 10 steps are not timed).")
     torch.set_num_threads(args.cpu_threads)
     batch = _load_batch(args.dataset)
     env = make_env(batch.metadata["env_id"], **dict(batch.metadata.get("env_kwargs") or {}))
@@ -261,10 +268,6 @@ def run(args) -> int:
 
             write_json_atomic(args.out, res)
 
-    sections = set(args.sections.split(","))
-    unknown = sections - {"act", "train", "eaq", "quality", "compile"}
-    if unknown:
-        raise SystemExit(f"--sections: unknown {sorted(unknown)}")
     res["act"], res["train"], res["eaq"] = [], [], []
     if "act" in sections:
         res["act"] = act_rows(batch, env, args)
@@ -272,9 +275,8 @@ def run(args) -> int:
     n, d = args.train_steps, str(dev)
     if "train" in sections:
         o = args.overrides
-        res["train"] = [train_row(batch, "batch 32", d, n, o),
-                        train_row(batch, "batch 256", d, n, o, batch_size=256),
-                        train_row(batch, "batch 32", "cpu", max(60, n // 4), o)]
+        res["train"] = [train_row(batch, d, n, o), train_row(batch, d, n, o, batch_size=256),
+                        train_row(batch, "cpu", max(60, n // 4), o)]
         save()
     if "eaq" in sections:
         res["eaq"] = eaq_rows(args.dataset, args)
@@ -282,9 +284,8 @@ def run(args) -> int:
     if "quality" in sections and args.quality_steps > 0:
         res["quality"] = quality(batch, args.dataset, args)
         save()
-    if "compile" in sections and not args.no_compile:  # last: compilation is the slow part
-        res["train"].append(
-            train_row(batch, "batch 32, compile=True", d, n, args.overrides, compile=True))
+    if "compile" in sections:  # last: its first compilation is the slow part
+        res["train"].append(train_row(batch, d, n, args.overrides, compile=True))
         save()
     _print_tables(res)
     if args.out:

@@ -33,6 +33,7 @@ def test_cuda_perf_reports_train_and_eaq_rows_on_any_device(tmp_path, capsys):
 @pytest.mark.parametrize("argv, match", [
     (["--sections", "act,warp"], "unknown"),
     (["--config", "{no"], "not valid JSON"),
+    (["--sections", "eaq", "--eaq-steps", "10"], "must be > 10"),
 ])
 def test_cuda_perf_refuses_bad_arguments(argv, match):
     make_dataset(episodes=2)
