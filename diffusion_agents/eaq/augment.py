@@ -279,10 +279,47 @@ class EAQAugmenter:
             raw,
             limits=(self.normalizer.low, self.normalizer.high),
             range_margin=self.config.range_margin,
+            ends=self.config.decode_ends,
             dataset_id=None,
             ref_scores=(self.source.get("ref_min_score"), self.source.get("ref_max_score")),
             metadata=self.source.get("metadata") or {},
         )
+
+    @torch.no_grad()
+    def _draw_round(
+        self, gen: torch.Generator
+    ) -> tuple[np.ndarray, torch.Tensor | None, torch.Tensor | None]:
+        """One sampler call: ``sample_batch_size`` raw candidates ``(batch, features,
+        horizon)`` in data units, before decoding, with the relabelling counts of
+        :meth:`relabel_actions`."""
+        cfg = self.config
+        net = self.ema.ema_model
+        net.eval()
+        x = self.model.diffusion.sample(
+            lambda x_t, t: net(x_t, t),
+            (cfg.sample_batch_size, self.layout.num_features, self.layout.horizon),
+            steps=cfg.sample_steps if cfg.sampler == "ddim" else None,
+            sampler=cfg.sampler,
+            generator=gen,
+            device=self._device(),
+        )
+        x, count, change = self.relabel_actions(x)
+        return self.normalizer.unnormalize(x.cpu().numpy()), count, change
+
+    def draw(self, num: int, *, seed: int | None = None) -> np.ndarray:
+        """``num`` raw candidates ``(num, features, horizon)`` in data units, undecoded.
+
+        The same noise as :meth:`sample` with the same seed draws, so the candidates can be
+        decoded several ways (e.g. ``layout.decode(raw, ends="fit")``) and compared.
+        """
+        self._require_fit()
+        if num < 1:
+            raise ValueError(f"num must be >= 1, got {num}.")
+        gen = torch.Generator().manual_seed(self.config.seed + 1 if seed is None else seed)
+        out: list[np.ndarray] = []
+        while sum(len(r) for r in out) < num:
+            out.append(self._draw_round(gen)[0])
+        return np.concatenate(out)[:num]
 
     @torch.no_grad()
     def sample(
@@ -302,9 +339,6 @@ class EAQAugmenter:
             raise ValueError(f"num_episodes must be >= 1, got {num_episodes}.")
         cfg = self.config
         gen = torch.Generator().manual_seed(cfg.seed + 1 if seed is None else seed)
-        net = self.ema.ema_model
-        net.eval()
-        shape = (cfg.sample_batch_size, self.layout.num_features, self.layout.horizon)
         kept: list[np.ndarray] = []
         reasons: Counter[str] = Counter()
         attempted = accepted = valid = 0
@@ -312,20 +346,12 @@ class EAQAugmenter:
         t0 = time.perf_counter()
         bar = tqdm(total=num_episodes, desc="EAQ sample", disable=not show_progress)
         for _ in range(cfg.max_sample_rounds):
-            x = self.model.diffusion.sample(
-                lambda x_t, t: net(x_t, t),
-                shape,
-                steps=cfg.sample_steps if cfg.sampler == "ddim" else None,
-                sampler=cfg.sampler,
-                generator=gen,
-                device=self._device(),
-            )
-            x, count, change = self.relabel_actions(x)
-            raw = self.normalizer.unnormalize(x.cpu().numpy())
+            raw, count, change = self._draw_round(gen)
             res = self.layout.decode(
                 raw,
                 limits=(self.normalizer.low, self.normalizer.high),
                 range_margin=cfg.range_margin,
+                ends=cfg.decode_ends,
             )
             attempted += raw.shape[0]
             valid += res.num_accepted

@@ -29,6 +29,7 @@ import json
 from typing import Any
 
 from diffusion_agents.diffusion import PRECISIONS, PREDICTIONS, check_device_name
+from diffusion_agents.eaq.encode import DECODE_ENDS
 
 SAMPLERS = ("ddim", "ddpm")
 Q_GUIDANCE_THROUGH = ("all", "actions")
@@ -85,6 +86,12 @@ class EAQConfig:
         sample_steps: denoising steps of the DDIM sampler.
         clip_x0: clip predicted ``tau_0`` to ``[-clip_x0, clip_x0]`` while sampling (the
             tensor is normalized to ``[-1, 1]``); ``None`` disables clipping.
+        decode_ends: how a generated episode's end and its agents' deaths are read from the
+            done, padding and alive rows: ``"first"`` (the paper: the first done flag over
+            0.5 ends the episode, the first alive flag under 0.5 ends an agent) or ``"fit"``
+            (a least-squares fit of those step functions, so one noisy column cannot cut an
+            episode short; :meth:`diffusion_agents.eaq.encode.EpisodeLayout.decode`). Only
+            envs whose agents die or whose episodes vary in length are affected.
         range_margin: a decoded sample is rejected when a continuous value lies further than
             ``range_margin * (max - min)`` outside the real data's range of that row.
         ema_decay: decay of the exponential moving average of ``f_theta`` used for sampling.
@@ -124,6 +131,7 @@ class EAQConfig:
     sampler: str = "ddim"
     sample_steps: int = 10
     clip_x0: float | None = 1.0
+    decode_ends: str = "first"
     range_margin: float = 0.5
     ema_decay: float = 0.995
     sample_batch_size: int = 512
@@ -146,6 +154,8 @@ class EAQConfig:
             raise ValueError(
                 f"action_decoder={self.action_decoder!r}; allowed: {ACTION_DECODERS}."
             )
+        if self.decode_ends not in DECODE_ENDS:
+            raise ValueError(f"decode_ends={self.decode_ends!r}; allowed: {DECODE_ENDS}.")
         if self.prediction not in PREDICTIONS:
             raise ValueError(f"prediction={self.prediction!r}; allowed: {PREDICTIONS}.")
         if self.precision not in PRECISIONS:

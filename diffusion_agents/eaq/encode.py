@@ -93,6 +93,61 @@ REJECT_REASONS = (
     "out_of_range",
 )
 LAYOUT_VERSION = 1
+DECODE_ENDS = ("first", "fit")
+
+
+def fit_length(done: np.ndarray, padding: np.ndarray, min_length: int = 1) -> np.ndarray:
+    """Least-squares episode lengths from generated done and padding rows.
+
+    ``done``, ``padding``: ``(batch, horizon)`` in data units (0/1 when exact). A length ``n``
+    explains them by the step functions ``done_t = [t >= n - 1]`` and ``padding_t = [t >= n + 1]``;
+    the squared error of ``n`` is a constant minus ``S_d(n - 1) + S_p(n + 1)``, where ``S(c)``
+    is the suffix sum ``sum_{t >= c} (2 v_t - 1)`` of the row, so the best ``n`` in
+    ``[min_length, horizon - 1]`` maximizes that sum. Returns ``(batch,)`` int64.
+    """
+    d = np.clip(np.asarray(done, np.float64), 0.0, 1.0)
+    p = np.clip(np.asarray(padding, np.float64), 0.0, 1.0)
+    B, H = d.shape
+
+    def suffix(v: np.ndarray) -> np.ndarray:  # (B, H + 1), column H = 0
+        out = np.zeros((B, H + 1))
+        out[:, :H] = np.cumsum((2.0 * v - 1.0)[:, ::-1], axis=1)[:, ::-1]
+        return out
+
+    n = np.arange(max(int(min_length), 1), H)
+    score = suffix(d)[:, n - 1] + suffix(p)[:, n + 1]
+    return n[score.argmax(axis=1)].astype(np.int64)
+
+
+def fit_alive(alive: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Each agent's life as the one run of columns that best explains its alive row.
+
+    ``alive``: ``(batch, columns, agents)`` generated alive rows in data units; ``lengths``:
+    ``(batch,)`` episode lengths (columns ``0..n`` hold observations). An agent lives in one
+    contiguous run (it may join late and may die, never come back); the run with the least
+    squared error against the row is the maximum-sum run of ``2 * alive - 1`` (Kadane's
+    scan, vectorized over batch and agents); no run (all sums negative) = never alive.
+    Returns ``(batch, columns, agents)`` bool.
+    """
+    a = np.clip(np.asarray(alive, np.float64), 0.0, 1.0)
+    B, C, A = a.shape
+    s = 2.0 * a - 1.0
+    s[np.arange(C)[None, :] > np.asarray(lengths)[:, None]] = -1.0  # beyond the final obs
+    cur = np.zeros((B, A))
+    cur_start = np.zeros((B, A), np.int64)
+    best = np.zeros((B, A))  # an empty run scores 0
+    best_start = np.zeros((B, A), np.int64)
+    best_stop = np.zeros((B, A), np.int64)  # exclusive; start == stop = empty
+    for t in range(C):
+        restart = cur <= 0.0
+        cur = np.where(restart, s[:, t], cur + s[:, t])
+        cur_start = np.where(restart, t, cur_start)
+        better = cur > best
+        best = np.where(better, cur, best)
+        best_start = np.where(better, cur_start, best_start)
+        best_stop = np.where(better, t + 1, best_stop)
+    col = np.arange(C)[None, :, None]
+    return (col >= best_start[:, None, :]) & (col < best_stop[:, None, :])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -425,6 +480,7 @@ class EpisodeLayout:
         ref_scores: tuple[float | None, float | None] = (None, None),
         metadata: dict[str, Any] | None = None,
         allow_time_limit: bool = True,
+        ends: str = "first",
     ) -> DecodeResult:
         """Episodes from raw tensors ``x`` ``(batch, features, horizon)``.
 
@@ -434,7 +490,18 @@ class EpisodeLayout:
             dataset_id, ref_scores, metadata: copied into the returned :class:`EpisodeBatch`.
             allow_time_limit: a sample without any done runs to the last column and is
                 truncated there (True), or is rejected as ``no_done`` (False).
+            ends: how the episode's end and each agent's death are read from the step-function
+                rows. ``"first"`` (the method as published): the first column whose done flag
+                passes 0.5 ends the episode, the first alive flag under 0.5 ends an agent.
+                ``"fit"``: a least-squares fit of the step functions themselves; the length
+                ``n`` best explains the done rows (1 from column ``n - 1``) and the padding
+                row (1 from column ``n + 1``) together, and an agent's life is the one run of
+                columns that best explains its alive row (the maximum-sum run of
+                ``2 * alive - 1``). One noisy column then cannot end an episode or kill an
+                agent early. With exact 0/1 rows both rules give the same episodes.
         """
+        if ends not in DECODE_ENDS:
+            raise ValueError(f"ends={ends!r}; allowed: {DECODE_ENDS}.")
         x = np.asarray(x, dtype=np.float32)
         if x.ndim != 3 or x.shape[1:] != (self.num_features, self.horizon):
             raise ValueError(
@@ -460,24 +527,37 @@ class EpisodeLayout:
         trunc = x[:, : H - 1, self.row("truncated")]
         done = np.maximum(term, trunc) > 0.5
         done[:, : self.min_length - 1] = False  # no episode of the data is shorter
-        has_done = done.any(axis=1)
+        if ends == "fit":
+            n = fit_length(
+                np.maximum(x[:, :, self.row("terminated")], x[:, :, self.row("truncated")]),
+                x[:, :, self.row("padding")],
+                self.min_length,
+            )
+            last = n - 1
+            # A fitted length below the time limit is a generated done; at the limit, only
+            # if the done rows say so at the last step (else a time-limit truncation).
+            has_done = (n < H - 1) | (np.maximum(term, trunc)[np.arange(B), last] > 0.5)
+        else:
+            has_done = done.any(axis=1)
+            # Without a generated done the episode runs to the tensor's end: a time-limit
+            # truncation (no real episode is longer than H - 1 steps).
+            last = np.where(has_done, done.argmax(axis=1), H - 2)
         if not allow_time_limit:
             fail(~has_done, "no_done")
-        # Without a generated done the episode runs to the tensor's end: a time-limit
-        # truncation (no real episode is longer than H - 1 steps).
-        last = np.where(has_done, done.argmax(axis=1), H - 2)
         lengths = (last + 1).astype(np.int64)
 
-        alive = np.zeros((B, H, A), bool)
-        for i in range(A):
-            alive[:, :, i] = x[:, :, self.rows("alive", i)[0]] > 0.5
-        # An agent leaves at its first generated death, as the episode ends at its first
-        # generated done: later alive flags are ignored (joining late, 0 -> 1, is fine).
-        # Rejecting flickers instead accepted 0 of 128 SMAX samples (5 agents x 102 steps).
-        was_alive = np.maximum.accumulate(alive, axis=1)
-        left = np.zeros_like(alive)
-        left[:, 1:] = was_alive[:, :-1] & ~alive[:, 1:]
-        alive &= ~np.maximum.accumulate(left, axis=1)
+        alive_rows = np.stack([x[:, :, self.rows("alive", i)[0]] for i in range(A)], axis=2)
+        if ends == "fit":
+            alive = fit_alive(alive_rows, lengths)
+        else:
+            alive = alive_rows > 0.5
+            # An agent leaves at its first generated death, as the episode ends at its first
+            # generated done: later alive flags are ignored (joining late, 0 -> 1, is fine).
+            # Rejecting flickers instead accepted 0 of 128 SMAX samples (5 agents x 102 steps).
+            was_alive = np.maximum.accumulate(alive, axis=1)
+            left = np.zeros_like(alive)
+            left[:, 1:] = was_alive[:, :-1] & ~alive[:, 1:]
+            alive &= ~np.maximum.accumulate(left, axis=1)
         # Once no agent is left, the episode is over (as a PettingZoo env with no agents):
         # it terminates at the step before, whose final observation still has agents (as
         # in the recorded data). Without this cut a 600-step SMAX fit, whose samples lose

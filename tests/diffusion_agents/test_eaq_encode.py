@@ -50,7 +50,8 @@ def _assert_same(a, b, obs_atol: float = 0.0):
     ],
 )
 @pytest.mark.parametrize("obs_deltas", [False, True])
-def test_encode_decode_round_trip_is_exact(env_id, kwargs, obs_deltas):
+@pytest.mark.parametrize("ends", ["first", "fit"])
+def test_encode_decode_round_trip_is_exact(env_id, kwargs, obs_deltas, ends):
     ds = _record(env_id, "toy/eaq/roundtrip-v0", **kwargs)
     batch = load_episodes(ds)
     layout = EpisodeLayout.from_batch(
@@ -58,7 +59,7 @@ def test_encode_decode_round_trip_is_exact(env_id, kwargs, obs_deltas):
     )
     raw = layout.encode(batch)
     assert raw.shape == (batch.num_episodes, layout.num_features, layout.horizon)
-    res = layout.decode(raw)
+    res = layout.decode(raw, ends=ends)
     assert res.accepted.all(), res.reasons
     # observations rebuilt from float32 deltas: exact up to rounding
     _assert_same(batch, res.batch, obs_atol=1e-5 if obs_deltas else 0.0)
@@ -184,6 +185,55 @@ def test_decode_ignores_a_done_before_the_shortest_real_episode():
     old = {k: v for k, v in layout.to_dict().items() if k != "min_length"}
     assert EpisodeLayout.from_dict(old).decode(raw).batch.lengths.tolist() == [3, 6, 6]
     assert EpisodeLayout.from_dict(layout.to_dict()).min_length == 6
+
+
+def test_fitted_ends_ignore_one_noisy_column_that_the_first_crossing_rule_obeys():
+    ds = _record(f"{TOY}:make_dying_env", "toy/eaq/noisy-ends-v0", deaths=[2, 4], max_cycles=6)
+    batch = load_episodes(ds)
+    layout = EpisodeLayout.from_dict({**EpisodeLayout.from_batch(batch).to_dict(), "min_length": 1})
+    raw = layout.encode(batch)
+    n0 = int(batch.lengths[0])
+    survivor = int(np.flatnonzero(batch.alive[0, n0])[0])  # alive at the final observation
+    assert n0 >= 4
+    noisy = raw.copy()
+    noisy[0, layout.row("terminated"), 1] = 0.6  # one done blip at step 1
+    noisy[0, layout.rows("alive", survivor)[0], 2] = 0.4  # one alive dip at column 2
+    first = layout.decode(noisy, ends="first").batch
+    assert first.lengths[0] == 2  # the first-crossing rule ends the episode at the blip
+    fit = layout.decode(noisy, ends="fit")
+    assert fit.accepted.all()
+    _assert_same(batch, fit.batch)  # the fit reads the step functions as they were
+    # the dip alone: the first-crossing rule kills the survivor, the fit keeps it
+    dip = raw.copy()
+    dip[0, layout.rows("alive", survivor)[0], 2] = 0.4
+    assert not layout.decode(dip, ends="first").batch.alive[0, 2:, survivor].any()
+    _assert_same(batch, layout.decode(dip, ends="fit").batch)
+    with pytest.raises(ValueError, match="ends"):
+        layout.decode(raw, ends="last")
+
+
+def test_fitted_ends_recover_noisy_step_functions_far_more_often():
+    """Gaussian noise (std 0.3) on every done, padding and alive row of 400 toy episodes:
+    the least-squares fit recovers the true length of 98 % and the true life of 87 % of the
+    agents; the first-crossing rule gets 37 % and 49 % (it cuts the rest short)."""
+    from diffusion_agents.eaq.encode import fit_alive, fit_length
+
+    rng = np.random.default_rng(0)
+    B, H, A = 400, 40, 3
+    n = rng.integers(5, H - 1, size=B)
+    col = np.arange(H)[None, :]
+    done = (col >= n[:, None] - 1) + rng.normal(0, 0.3, (B, H))
+    pad = (col >= n[:, None] + 1) + rng.normal(0, 0.3, (B, H))
+    death = rng.integers(1, H, size=(B, A))
+    life = col[..., None] < np.minimum(death, n[:, None] + 1)[:, None, :]
+    alive = life + rng.normal(0, 0.3, (B, H, A))
+
+    first_n = np.where((done > 0.5).any(axis=1), (done > 0.5).argmax(axis=1) + 1, H - 1)
+    first_life = np.cumprod(alive > 0.5, axis=1).astype(bool) & (col <= n[:, None])[..., None]
+    assert (fit_length(done, pad) == n).mean() > 0.95
+    assert (first_n == n).mean() < 0.5
+    assert (fit_alive(alive, n) == life).all(axis=1).mean() > 0.8
+    assert (first_life == life).all(axis=1).mean() < 0.6
 
 
 def test_min_length_is_the_shortest_real_episode():
