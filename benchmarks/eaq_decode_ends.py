@@ -70,10 +70,7 @@ def run(args) -> int:
     rows: dict[str, dict[str, Any]] = {"real": episode_stats(real)}
     lengths = {"real": real.lengths}
     for ends in ("first", "fit"):
-        res = aug.layout.decode(
-            raw, limits=(aug.normalizer.low, aug.normalizer.high),
-            range_margin=aug.config.range_margin, ends=ends,
-        )
+        res = aug.decode(raw, ends=ends)
         row: dict[str, Any] = {"acceptance": res.acceptance_rate, "rejected": res.reasons}
         if res.batch is not None:
             row.update(episode_stats(res.batch))

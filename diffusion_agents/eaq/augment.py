@@ -272,18 +272,23 @@ class EAQAugmenter:
             seen = torch.as_tensor(self.normalizer.normalize(rebuilt), device=x.device)
         return inv.relabel(x, seen)
 
-    def decode(self, raw: np.ndarray) -> DecodeResult:
-        """Decode raw tensors with this dataset's limits and the config's margin."""
+    def decode(self, raw: np.ndarray, *, ends: str | None = None) -> DecodeResult:
+        """Decode raw tensors with this dataset's limits and the config's margin; ``ends``
+        overrides ``config.decode_ends`` (to compare the rules on the same candidates)."""
         self._require_fit()
         return self.layout.decode(
             raw,
             limits=(self.normalizer.low, self.normalizer.high),
             range_margin=self.config.range_margin,
-            ends=self.config.decode_ends,
+            ends=self.config.decode_ends if ends is None else ends,
             dataset_id=None,
             ref_scores=(self.source.get("ref_min_score"), self.source.get("ref_max_score")),
             metadata=self.source.get("metadata") or {},
         )
+
+    def _generator(self, seed: int | None) -> torch.Generator:
+        """The CPU generator of sampling noise: ``seed``, or the config's seed + 1."""
+        return torch.Generator().manual_seed(self.config.seed + 1 if seed is None else seed)
 
     @torch.no_grad()
     def _draw_round(
@@ -315,7 +320,7 @@ class EAQAugmenter:
         self._require_fit()
         if num < 1:
             raise ValueError(f"num must be >= 1, got {num}.")
-        gen = torch.Generator().manual_seed(self.config.seed + 1 if seed is None else seed)
+        gen = self._generator(seed)
         out: list[np.ndarray] = []
         while sum(len(r) for r in out) < num:
             out.append(self._draw_round(gen)[0])
@@ -338,7 +343,7 @@ class EAQAugmenter:
         if num_episodes < 1:
             raise ValueError(f"num_episodes must be >= 1, got {num_episodes}.")
         cfg = self.config
-        gen = torch.Generator().manual_seed(cfg.seed + 1 if seed is None else seed)
+        gen = self._generator(seed)
         kept: list[np.ndarray] = []
         reasons: Counter[str] = Counter()
         attempted = accepted = valid = 0
@@ -347,12 +352,7 @@ class EAQAugmenter:
         bar = tqdm(total=num_episodes, desc="EAQ sample", disable=not show_progress)
         for _ in range(cfg.max_sample_rounds):
             raw, count, change = self._draw_round(gen)
-            res = self.layout.decode(
-                raw,
-                limits=(self.normalizer.low, self.normalizer.high),
-                range_margin=cfg.range_margin,
-                ends=cfg.decode_ends,
-            )
+            res = self.decode(raw)
             attempted += raw.shape[0]
             valid += res.num_accepted
             reasons.update(res.reasons)

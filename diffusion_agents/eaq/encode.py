@@ -522,22 +522,20 @@ class EpisodeLayout:
         fail(~np.isfinite(x).all(axis=(1, 2)), "nan")
         x = np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
 
-        # Length: first column with a done flag; n = t + 1 steps, final obs in column n.
+        # Length: n steps, final obs in column n.
         term = x[:, : H - 1, self.row("terminated")]
         trunc = x[:, : H - 1, self.row("truncated")]
-        done = np.maximum(term, trunc) > 0.5
-        done[:, : self.min_length - 1] = False  # no episode of the data is shorter
+        done_row = np.maximum(x[:, :, self.row("terminated")], x[:, :, self.row("truncated")])
         if ends == "fit":
-            n = fit_length(
-                np.maximum(x[:, :, self.row("terminated")], x[:, :, self.row("truncated")]),
-                x[:, :, self.row("padding")],
-                self.min_length,
-            )
+            n = fit_length(done_row, x[:, :, self.row("padding")], self.min_length)
             last = n - 1
             # A fitted length below the time limit is a generated done; at the limit, only
             # if the done rows say so at the last step (else a time-limit truncation).
-            has_done = (n < H - 1) | (np.maximum(term, trunc)[np.arange(B), last] > 0.5)
+            has_done = (n < H - 1) | (done_row[np.arange(B), last] > 0.5)
         else:
+            # the first column with a done flag ends the episode
+            done = done_row[:, : H - 1] > 0.5
+            done[:, : self.min_length - 1] = False  # no episode of the data is shorter
             has_done = done.any(axis=1)
             # Without a generated done the episode runs to the tensor's end: a time-limit
             # truncation (no real episode is longer than H - 1 steps).
