@@ -37,7 +37,7 @@ def run(args) -> int:
     import torch
 
     from diffusion_agents.eaq import EAQAugmenter, EAQConfig
-    from diffusion_agents.eaq.report import dynamics_consistency, quality_metrics
+    from diffusion_agents.eaq.report import fit_dynamics, quality_metrics
     from wrappers import load_episodes
 
     torch.set_num_threads(args.threads)
@@ -49,6 +49,7 @@ def run(args) -> int:
     if not marks or marks[0] < 1:
         raise SystemExit("--checkpoints must be positive step counts.")
     real = load_episodes(args.dataset)
+    dynamics = fit_dynamics(real)  # once: every checkpoint is scored by the same model
     cfg = EAQConfig.from_dict({**extra, "n_steps": marks[-1], "q_weight": args.q_weight})
     aug = EAQAugmenter(cfg)
     rows: list[dict[str, Any]] = []
@@ -59,7 +60,7 @@ def run(args) -> int:
             continue
         fit_s = time.perf_counter() - t0
         res = aug.sample(args.episodes, seed=1234, show_progress=False)
-        dyn = dynamics_consistency(real, res.batch)
+        dyn = dynamics.score(res.batch)
         q = quality_metrics(real, res.batch)
         rows.append({
             "steps": step + 1, "fit_seconds": fit_s,

@@ -48,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     from diffusion_agents.eaq import EAQAugmenter, EAQConfig
     from diffusion_agents.eaq.report import (
         dynamics_consistency,
+        fit_dynamics,
         plot_report,
         policy_consistency,
         quality_metrics,
@@ -84,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     base = EAQConfig.from_dict(json.loads(args.config)).replace(
         n_steps=args.n_steps, seed=args.seed
     )
+    dynamics = fit_dynamics(real, seed=args.seed)  # one model scores every lambda's samples
     synthetic, metrics = {}, {}
     for lam in [float(x) for x in args.q_weights.split(",")]:
         name = f"lambda={lam:g}"
@@ -92,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         fit_s = time.perf_counter() - t0
         res = aug.sample(args.episodes, seed=args.seed + 1, show_progress=True)
         m = quality_metrics(real, res.batch, seed=args.seed)
-        m.update(dynamics_consistency(real, res.batch, seed=args.seed))
+        m.update(dynamics.score(res.batch))
         if any(real.n_actions):
             m.update(policy_consistency(real, res.batch, seed=args.seed))
         q_real = aug.q_estimate(aug.layout.encode(real))
