@@ -139,6 +139,7 @@ def summarize(
             est = stats.probability_of_improvement(mx, my, reps=reps, seed=seed)
             poi[f"{x} > {y} (on {', '.join(shared)})"] = est.to_dict()
     paired = paired_differences(results, improvement_pairs(entries), reps=reps, seed=seed)
+    derived = dataset_differences(results, infos, reps=reps, seed=seed)
     data_rows = {}
     for t in tasks:
         r0 = next(r for r in results if task_label(r) == t)
@@ -162,6 +163,7 @@ def summarize(
         "aggregate_tasks": normalized_tasks,
         "probability_of_improvement": poi,
         "paired_differences": paired,
+        "dataset_differences": derived,
         "datasets": data_rows,
         "bootstrap": {"reps": reps, "seed": seed, "ci": 0.95, "kind": "stratified percentile"},
     }
@@ -182,34 +184,69 @@ def paired_differences(
     for x, y in pairs:
         rows = {}
         for t in sorted({task_label(r) for r in results}):
-            rx, ry = by_key.get((t, x), {}), by_key.get((t, y), {})
-            seeds = sorted(set(rx) & set(ry))
-            field = "normalized" if all(
-                rx[s].get("normalized") is not None and ry[s].get("normalized") is not None
-                for s in seeds
-            ) else "returns"
-            xs, ys = [], []
-            for s in seeds:
-                ex, ey = rx[s].get("eval_seeds"), ry[s].get("eval_seeds")
-                if not ex or ex != ey or rx[s].get(field) is None or ry[s].get(field) is None:
-                    continue  # not the same episodes (or no per-episode scores): no pairing
-                xs.append(np.asarray(rx[s][field], np.float64))
-                ys.append(np.asarray(ry[s][field], np.float64))
-            if not xs:
-                continue
-            est = stats.paired_difference(xs, ys, reps=reps, seed=seed)
-            base = float(np.mean([v.mean() for v in ys]))
-            rows[t] = {
-                **est.to_dict(),
-                "unit": "normalized" if field == "normalized" else "return",
-                "seeds": len(xs),
-                "episodes": int(sum(v.size for v in xs)),
-                "mean_y": base,
-                "relative": est.value / abs(base) if abs(base) > 1e-6 else None,
-            }
+            est = _paired(by_key.get((t, x), {}), by_key.get((t, y), {}), reps=reps, seed=seed)
+            if est is not None:
+                rows[t] = est
         if rows:
             out[f"{x} - {y}"] = rows
     return out
+
+
+def dataset_differences(
+    results: list[dict[str, Any]], infos: dict[str, dict[str, Any]], *,
+    reps: int = stats.DEFAULT_REPS, seed: int = 0,
+) -> dict[str, dict[str, Any]]:
+    """``{entry: {"<task>:<dataset> - <source>": {...}}}``: each entry trained on a derived
+    dataset (one whose metadata names a ``source_dataset_id``, e.g. an EAQ augmentation)
+    against the same entry trained on that source in the same grid task, paired over the
+    same evaluation episodes as :func:`paired_differences`. This is how a grid that lists an
+    original tier and its augmentations as ``datasets`` of one task reads "augmented −
+    original" for every learner."""
+    by_key: dict[tuple[str, str, str], dict[int, dict[str, Any]]] = defaultdict(dict)
+    for r in results:
+        run = r["run"]
+        by_key[(run["task"], run["dataset"], r["entry"])][int(run["seed"])] = r
+    out: dict[str, dict[str, Any]] = defaultdict(dict)
+    for (task, dataset, entry), runs in sorted(by_key.items()):
+        source = (infos.get(dataset) or {}).get("source_dataset_id")
+        if not source or (task, source, entry) not in by_key:
+            continue
+        est = _paired(runs, by_key[(task, source, entry)], reps=reps, seed=seed)
+        if est is not None:
+            label = f"{task}:{dataset.split('/')[-1]} - {source.split('/')[-1]}"
+            out[entry][label] = est
+    return dict(out)
+
+
+def _paired(
+    rx: dict[int, dict[str, Any]], ry: dict[int, dict[str, Any]], *, reps: int, seed: int
+) -> dict[str, Any] | None:
+    """The paired estimate of X − Y over the seeds both ran on the same evaluation episodes
+    (``{seed: result}`` each); None when no seed pairs up."""
+    seeds = sorted(set(rx) & set(ry))
+    field = "normalized" if all(
+        rx[s].get("normalized") is not None and ry[s].get("normalized") is not None
+        for s in seeds
+    ) else "returns"
+    xs, ys = [], []
+    for s in seeds:
+        ex, ey = rx[s].get("eval_seeds"), ry[s].get("eval_seeds")
+        if not ex or ex != ey or rx[s].get(field) is None or ry[s].get(field) is None:
+            continue  # not the same episodes (or no per-episode scores): no pairing
+        xs.append(np.asarray(rx[s][field], np.float64))
+        ys.append(np.asarray(ry[s][field], np.float64))
+    if not xs:
+        return None
+    est = stats.paired_difference(xs, ys, reps=reps, seed=seed)
+    base = float(np.mean([v.mean() for v in ys]))
+    return {
+        **est.to_dict(),
+        "unit": "normalized" if field == "normalized" else "return",
+        "seeds": len(xs),
+        "episodes": int(sum(v.size for v in xs)),
+        "mean_y": base,
+        "relative": est.value / abs(base) if abs(base) > 1e-6 else None,
+    }
 
 
 def _norm(value: float, info: dict[str, Any]) -> float | None:
@@ -223,6 +260,12 @@ def _fmt(d: dict[str, float] | None, digits: int = 1) -> str:
     if not d:
         return "–"
     return f"{d['value']:.{digits}f} [{d['low']:.{digits}f}, {d['high']:.{digits}f}]"
+
+
+def _diff_cells(d: dict[str, Any]) -> str:
+    """``X − Y [CI] | relative | seeds × episodes`` of a paired estimate."""
+    rel = "–" if d["relative"] is None else f"{100 * d['relative']:+.1f} %"
+    return f"{_fmt(d)} | {rel} | {d['seeds']} × {d['episodes'] // max(d['seeds'], 1)}"
 
 
 def leaderboard_markdown(summary: dict[str, Any], *, title: str, footer: str = "") -> str:
@@ -257,12 +300,19 @@ def leaderboard_markdown(summary: dict[str, Any], *, title: str, footer: str = "
             "| --- | --- | --- | --- | --- |",
         ]
         for k, by_task in paired.items():
-            for t, d in by_task.items():
-                rel = "–" if d["relative"] is None else f"{100 * d['relative']:+.1f} %"
-                lines.append(
-                    f"| {k} | {t} | {_fmt(d)} | {rel} | {d['seeds']} × "
-                    f"{d['episodes'] // max(d['seeds'], 1)} |"
-                )
+            lines += [f"| {k} | {t} | {_diff_cells(d)} |" for t, d in by_task.items()]
+        lines.append("")
+    derived = summary.get("dataset_differences") or {}
+    if derived:
+        lines += [
+            "Derived datasets against their source (an augmentation's `source_dataset_id`): "
+            "the same entry trained on each, paired over the same evaluation episodes as above.",
+            "",
+            "| algorithm | task: dataset − source | X − Y [95% CI] | relative | seeds × episodes |",
+            "| --- | --- | --- | --- | --- |",
+        ]
+        for e, by_pair in derived.items():
+            lines += [f"| {e} | {label} | {_diff_cells(d)} |" for label, d in by_pair.items()]
         lines.append("")
     for t in summary["tasks"]:
         rows = summary["per_task"][t]

@@ -180,6 +180,40 @@ def test_summary_pairs_only_runs_on_the_same_episodes():
     assert "bc+eaq - bc" in leaderboard_markdown(summary, title="t")
 
 
+def test_summary_pairs_a_derived_dataset_with_its_source():
+    from benchmarks.report import leaderboard_markdown, summarize
+
+    def result(dataset, entry, seed, scores, eval_seeds=(1, 2)):
+        return {
+            "run": {"task": "t", "dataset": f"ns/{dataset}", "seed": seed}, "entry": entry,
+            "mean_normalized": float(np.mean(scores)), "mean_return": 0.0,
+            "normalized": list(scores), "returns": list(scores), "eval_seeds": list(eval_seeds),
+            "win_rate": None, "train_seconds": 0.0,
+        }
+
+    results = [
+        result("medium-v0", "bc", 0, [10.0, 20.0]), result("medium-v0", "bc", 1, [30.0, 40.0]),
+        result("medium-eaq-v0", "bc", 0, [13.0, 23.0]),
+        result("medium-eaq-v0", "bc", 1, [29.0, 39.0]),
+        result("medium-v0", "iql", 0, [50.0, 60.0]),
+        result("medium-eaq-v0", "iql", 0, [40.0, 50.0], eval_seeds=(7, 8)),  # not pairable
+        result("other-v0", "bc", 0, [0.0, 0.0]),  # no source: not compared
+    ]
+    infos = {
+        "ns/medium-eaq-v0": {"source_dataset_id": "ns/medium-v0"},
+        "ns/medium-v0": {"source_dataset_id": None},
+    }
+    summary = summarize(results, infos, reps=200)
+    derived = summary["dataset_differences"]
+    assert list(derived) == ["bc"]  # iql's runs are on other episodes; other-v0 has no source
+    d = derived["bc"]["t:medium-eaq-v0 - medium-v0"]
+    assert d["seeds"] == 2 and d["value"] == pytest.approx(1.0)  # (+3 + -1) / 2
+    assert d["relative"] == pytest.approx(1.0 / 25.0)
+    md = leaderboard_markdown(summary, title="t")
+    assert "| bc | t:medium-eaq-v0 - medium-v0 | 1.0 [" in md
+    assert summarize(results, {}, reps=200)["dataset_differences"] == {}
+
+
 def test_run_commits_names_every_commit_once():
     from benchmarks.report import run_commits
 

@@ -73,6 +73,11 @@ def test_augment_writes_a_new_dataset_and_leaves_the_source_byte_identical(minar
     meta = again.storage.metadata
     info = meta["multiagent"]["eaq"]
     assert info["source_dataset_id"] == SOURCE
+    # the leaderboard pairs a derived dataset with its source through this field
+    from benchmarks.harness import dataset_info
+
+    assert dataset_info(out.spec.dataset_id)["source_dataset_id"] == SOURCE
+    assert dataset_info(SOURCE)["source_dataset_id"] is None
     assert info["num_real_episodes"] == 8 and info["num_synthetic_episodes"] == 12
     assert 0 < info["acceptance_rate"] <= 1
     assert info["q_weight"] == TINY.q_weight and info["settings"]["n_steps"] == 60
