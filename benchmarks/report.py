@@ -262,10 +262,25 @@ def _fmt(d: dict[str, float] | None, digits: int = 1) -> str:
     return f"{d['value']:.{digits}f} [{d['low']:.{digits}f}, {d['high']:.{digits}f}]"
 
 
-def _diff_cells(d: dict[str, Any]) -> str:
-    """``X − Y [CI] | relative | seeds × episodes`` of a paired estimate."""
-    rel = "–" if d["relative"] is None else f"{100 * d['relative']:+.1f} %"
-    return f"{_fmt(d)} | {rel} | {d['seeds']} × {d['episodes'] // max(d['seeds'], 1)}"
+def _diff_table(
+    intro: str, head: tuple[str, str], rows: list[tuple[tuple[str, str], dict[str, Any]]]
+) -> list[str]:
+    """Markdown lines of a table of paired estimates (none when ``rows`` is empty): two
+    label columns named by ``head``, then X − Y [CI], relative change, seeds × episodes."""
+    if not rows:
+        return []
+    lines = [
+        intro, "",
+        f"| {head[0]} | {head[1]} | X − Y [95% CI] | relative | seeds × episodes |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for (a, b), d in rows:
+        rel = "–" if d["relative"] is None else f"{100 * d['relative']:+.1f} %"
+        lines.append(
+            f"| {a} | {b} | {_fmt(d)} | {rel} | {d['seeds']} × "
+            f"{d['episodes'] // max(d['seeds'], 1)} |"
+        )
+    return lines + [""]
 
 
 def leaderboard_markdown(summary: dict[str, Any], *, title: str, footer: str = "") -> str:
@@ -290,30 +305,20 @@ def leaderboard_markdown(summary: dict[str, Any], *, title: str, footer: str = "
             lines.append(f"| {k} | {_fmt(v, 2)} |")
         lines.append("")
     paired = summary.get("paired_differences") or {}
-    if paired:
-        lines += [
-            "Paired differences: mean of X − Y over the same evaluation episodes (same env "
-            "seeds), 95 % CI resampling seeds, then episodes within seeds; relative = "
-            "difference / |mean of Y|.",
-            "",
-            "| comparison | task | X − Y [95% CI] | relative | seeds × episodes |",
-            "| --- | --- | --- | --- | --- |",
-        ]
-        for k, by_task in paired.items():
-            lines += [f"| {k} | {t} | {_diff_cells(d)} |" for t, d in by_task.items()]
-        lines.append("")
+    lines += _diff_table(
+        "Paired differences: mean of X − Y over the same evaluation episodes (same env "
+        "seeds), 95 % CI resampling seeds, then episodes within seeds; relative = "
+        "difference / |mean of Y|.",
+        ("comparison", "task"),
+        [((k, t), d) for k, by_task in paired.items() for t, d in by_task.items()],
+    )
     derived = summary.get("dataset_differences") or {}
-    if derived:
-        lines += [
-            "Derived datasets against their source (an augmentation's `source_dataset_id`): "
-            "the same entry trained on each, paired over the same evaluation episodes as above.",
-            "",
-            "| algorithm | task: dataset − source | X − Y [95% CI] | relative | seeds × episodes |",
-            "| --- | --- | --- | --- | --- |",
-        ]
-        for e, by_pair in derived.items():
-            lines += [f"| {e} | {label} | {_diff_cells(d)} |" for label, d in by_pair.items()]
-        lines.append("")
+    lines += _diff_table(
+        "Derived datasets against their source (an augmentation's `source_dataset_id`): "
+        "the same entry trained on each, paired over the same evaluation episodes as above.",
+        ("algorithm", "task: dataset − source"),
+        [((e, label), d) for e, by_pair in derived.items() for label, d in by_pair.items()],
+    )
     for t in summary["tasks"]:
         rows = summary["per_task"][t]
         data = summary["datasets"].get(t, {})

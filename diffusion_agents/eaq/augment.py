@@ -315,7 +315,7 @@ class EAQAugmenter:
         """``num`` raw candidates ``(num, features, horizon)`` in data units, undecoded.
 
         The same noise as :meth:`sample` with the same seed draws, so the candidates can be
-        decoded several ways (e.g. ``layout.decode(raw, ends="fit")``) and compared.
+        decoded several ways (``decode(raw, ends="fit")``) and compared.
         """
         self._require_fit()
         if num < 1:
