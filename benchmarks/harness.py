@@ -253,8 +253,8 @@ def dataset_info(dataset_id: str) -> dict[str, Any]:
         "mean_return": float(np.mean(returns)) if returns else None,
         "behaviour_policy": ma.get("behaviour_policy"),
         "info_keys": list(ma.get("info_keys", [])),
-        # what a derived dataset (an EAQ augmentation) was made from: the report pairs them
-        "source_dataset_id": (ma.get("eaq") or {}).get("source_dataset_id"),
+        # what a derived dataset (an EAQ or oracle augmentation) was made from: the report pairs them
+        "source_dataset_id": (ma.get("eaq") or ma.get("oracle") or {}).get("source_dataset_id"),
     }
 
 

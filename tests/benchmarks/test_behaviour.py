@@ -476,3 +476,75 @@ def test_snapshot_schedule_and_replay_shares():
     assert played[:10] == [0, 0, 1, 1, 1, 1, 1, 1, 2, 2] and played[10:] == played[:10]
     with pytest.raises(ValueError, match="weights"):
         SnapshotSequencePolicy([Tag(0)], 5, weights=[-1])
+
+
+# ---------------------------------------------------------------------------------------
+# Oracle augmentations (benchmarks.eaq_oracle): real behaviour episodes added to a tier
+# ---------------------------------------------------------------------------------------
+
+
+def _files(root) -> dict[str, bytes]:
+    import hashlib
+
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).digest()
+        for p in root.rglob("*")
+        if p.is_file()
+    }
+
+
+def test_oracle_augmentations_add_new_behaviour_episodes_and_pick_by_return(walk):
+    from benchmarks.eaq_oracle import build_oracles, oracle_ids, pick
+    from benchmarks.harness import dataset_info
+
+    source_id = dataset_ids(WALK)["medium"]
+    from minari.storage.datasets_root_dir import get_dataset_path
+
+    src_dir = get_dataset_path(source_id)
+    before = _files(src_dir)
+    logs: list[str] = []
+    out = build_oracles(source_id, fresh=40, ratio=0.5, tops=(0.5,), show_progress=False,
+                        log=logs.append)
+    ids = oracle_ids(source_id, (0.5,))
+    assert ids["top50"].endswith("medium-oracle-top50-v0") and out["top50"]["dataset_id"] == ids["top50"]
+    assert _files(src_dir) == before  # the source is never modified
+
+    source = load_episodes(source_id)
+    fresh = load_episodes(ids["fresh"])
+    assert fresh.num_episodes == 40
+    # new episodes: other env seeds than the tier's, so other starts
+    assert not np.allclose(fresh.obs[:5, 0], source.obs[:5, 0])
+    for key in ("more", "top50"):
+        ds = minari.load_dataset(ids[key])
+        o = ds.storage.metadata["multiagent"]["oracle"]
+        assert ds.total_episodes == 40 + 20 and o["source_dataset_id"] == source_id
+        assert dataset_info(ids[key])["source_dataset_id"] == source_id
+        batch = load_episodes(ds)
+        np.testing.assert_array_equal(batch.obs[:40], source.obs)  # the source first, as is
+        np.testing.assert_array_equal(batch.obs[40:], fresh.obs[o["fresh_indices"]])
+        assert o["mean_return_added"] == pytest.approx(batch.returns[40:].mean())
+    more = minari.load_dataset(ids["more"]).storage.metadata["multiagent"]["oracle"]
+    top = minari.load_dataset(ids["top50"]).storage.metadata["multiagent"]["oracle"]
+    assert more["fresh_indices"] == list(range(20))
+    # the guided oracle holds the 20 best of the 40 fresh episodes, and no worse one
+    assert sorted(fresh.returns[top["fresh_indices"]]) == sorted(np.sort(fresh.returns)[-20:])
+    assert top["mean_return_added"] >= more["mean_return_added"]
+    assert dataset_info(source_id)["source_dataset_id"] is None
+
+    # a second call reuses everything and rewrites nothing
+    made = _files(walk)
+    again = build_oracles(source_id, fresh=40, ratio=0.5, tops=(0.5,), show_progress=False,
+                          log=logs.append)
+    assert again["top50"]["reused"] and _files(walk) == made
+    # refusals name the problem and write nothing
+    with pytest.raises(ValueError, match="raise --fresh"):
+        build_oracles(source_id, fresh=40, ratio=0.5, tops=(0.25,), show_progress=False,
+                      log=logs.append)
+    with pytest.raises(ValueError, match="fewer than"):
+        build_oracles(source_id, fresh=80, show_progress=False, log=logs.append)
+    with pytest.raises(ValueError, match="behaviour_build"):
+        build_oracles(_plain_dataset().spec.dataset_id, fresh=4, show_progress=False)
+    assert pick([3.0, 1.0, 5.0, 5.0], 2, 0.5) == [2, 3]
+    assert pick([3.0, 1.0, 5.0, 5.0], 2, None) == [0, 1]
+    with pytest.raises(ValueError, match="quantile"):
+        pick([1.0], 1, 0.0)
