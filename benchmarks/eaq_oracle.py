@@ -72,6 +72,11 @@ def record_fresh(source: Any, num_episodes: int, fresh_id: str, *, seed: int = 0
         got = (ds.storage.metadata.get("multiagent") or {}).get("fresh") or {}
         if got.get("source_dataset_id") != source.spec.dataset_id:
             raise ValueError(f"{fresh_id} exists but was not recorded from {source.spec.dataset_id}.")
+        if got.get("policy_seed") != FRESH_SEED_BASE + seed:
+            raise ValueError(
+                f"{fresh_id} was recorded with policy seed {got.get('policy_seed')}, not "
+                f"{FRESH_SEED_BASE + seed} (--seed {seed}); delete it to record it again."
+            )
         if ds.total_episodes < num_episodes:
             raise ValueError(
                 f"{fresh_id} holds {ds.total_episodes} episodes, fewer than the {num_episodes} "

@@ -540,6 +540,8 @@ def test_oracle_augmentations_add_new_behaviour_episodes_and_pick_by_return(walk
     with pytest.raises(ValueError, match="raise --fresh"):
         build_oracles(source_id, fresh=40, ratio=0.5, tops=(0.25,), show_progress=False,
                       log=logs.append)
+    with pytest.raises(ValueError, match="policy seed"):
+        build_oracles(source_id, fresh=40, seed=1, show_progress=False, log=logs.append)
     with pytest.raises(ValueError, match="fewer than"):
         build_oracles(source_id, fresh=80, show_progress=False, log=logs.append)
     with pytest.raises(ValueError, match="behaviour_build"):
