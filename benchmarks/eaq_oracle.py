@@ -1,7 +1,7 @@
 """Oracle augmentations: what a perfect episode generator would add to a behaviour dataset.
 
     python -m benchmarks.eaq_oracle mpe2/simple_spread/medium-v0 [--fresh 2500] \\
-        [--ratio 1.0] [--top 0.5 0.2] [--seed 0] [--no-progress]
+        [--ratio 1.0] [--top 0.5 0.2] [--best-of 5] [--seed 0] [--no-progress]
 
 EAQ adds generated episodes to a dataset. A perfect unguided generator (λ = 0) would draw
 new episodes from the behaviour's own episode distribution; a perfect Q-total-guided one
@@ -15,10 +15,15 @@ that recorded each tier is saved: this records ``--fresh`` new episodes of the t
   ones in seed order (the ideal λ = 0 generator);
 - ``<name>-oracle-top{P}-vN`` per ``--top q``: the source + the ``ratio × source episodes``
   fresh episodes of highest team return among the first ``ratio × source episodes / q``
-  (``P = 100 q``; q = 0.5 keeps the better half: an ideal guided generator).
+  (``P = 100 q``; q = 0.5 keeps the better half: an ideal guided generator);
+- ``<name>-oracle-best{k}-vN`` per ``--best-of k``: for each of the first
+  ``ratio × source episodes`` starts, the best of ``k`` rollouts of the policy from that same
+  start (the extra rollouts recorded as ``<name>-fresh-s{S}-vN``): better behaviour without
+  the lucky starts that ``top`` also selects.
 
 Each oracle copies the source's metadata and adds ``multiagent.oracle`` (``source_dataset_id``,
-``fresh_dataset_id``, ``kind``, ``quantile``, ``fresh_indices``, ``mean_return_added``), so
+``fresh_dataset_ids``, ``kind``, ``quantile`` or ``k``, ``picks``: ``[fresh set, episode]``
+per added episode, ``mean_return_added``), so
 the leaderboard's "Derived datasets" table pairs it with its source. Train the same learners
 on the source and its oracles (``benchmarks/configs/eaq_oracle.toml``) to read how much any
 augmentation of this kind could gain: the ceiling against which EAQ's results are read
@@ -45,11 +50,13 @@ def _with_suffix(dataset_id: str, suffix: str) -> str:
     return f"{namespace}/{new}" if namespace else new
 
 
-def oracle_ids(source_id: str, tops: tuple[float, ...] = (0.5,)) -> dict[str, str]:
-    """Ids written for ``source_id``: ``{"fresh", "more", "top50", ...}`` -> dataset id."""
+def oracle_ids(
+    source_id: str, tops: tuple[float, ...] = (0.5,), best_ofs: tuple[int, ...] = ()
+) -> dict[str, str]:
+    """Ids written for ``source_id``: ``{"fresh", "more", "top50", "best5", ...}`` -> id."""
     out = {"fresh": _with_suffix(source_id, "-fresh"), "more": _with_suffix(source_id, "-oracle-more")}
-    for q in tops:
-        key = f"top{round(100 * q)}"
+    keys = [f"top{round(100 * q)}" for q in tops] + [f"best{int(k)}" for k in best_ofs]
+    for key in keys:
         out[key] = _with_suffix(source_id, f"-oracle-{key}")
     return out
 
@@ -128,20 +135,39 @@ def pick(returns: Any, n_add: int, quantile: float | None) -> list[int]:
     return sorted(int(i) for i in order)
 
 
+def best_of(returns: Any, n_add: int) -> list[int]:
+    """Per start ``i < n_add``, which of ``k`` rollouts (rows of ``returns``, ``(k, >= n_add)``)
+    scored the highest team return (ties: the lowest row)."""
+    import numpy as np
+
+    r = np.asarray(returns, dtype=np.float64)
+    if r.ndim != 2 or r.shape[1] < n_add:
+        raise ValueError(f"best_of needs (k, >= {n_add}) returns, got shape {r.shape}.")
+    return [int(j) for j in np.argmax(r[:, :n_add], axis=0)]
+
+
 def build_oracles(
     source_id: str,
     *,
     fresh: int = 2500,
     ratio: float = 1.0,
     tops: tuple[float, ...] = (0.5, 0.2),
+    best_ofs: tuple[int, ...] = (),
     seed: int = 0,
     show_progress: bool = True,
     log=print,
 ) -> dict[str, Any]:
     """Record the fresh episodes and write the oracle datasets of ``source_id``.
 
-    Returns ``{key: summary}`` for ``fresh``, ``more`` and each ``top{P}``: dataset id,
-    episodes, mean team return of the episodes added (and of the source, under ``source``).
+    ``best_ofs``: for each ``k``, an oracle whose added episode ``i`` is the best of ``k``
+    rollouts of the behaviour policy from the same start (env seed ``90,000,000 + i``; policy
+    seeds ``seed .. seed + k - 1``, the extra ones recorded as ``<name>-fresh-s{S}-vN``):
+    better behaviour at the natural start distribution, where ``top{P}`` also picks lucky
+    starts.
+
+    Returns ``{key: summary}`` for ``fresh``, ``more``, each ``top{P}`` and ``best{k}``:
+    dataset id, episodes, mean team return of the episodes added (and of the source, under
+    ``source``).
     """
     import minari
     import numpy as np
@@ -156,19 +182,37 @@ def build_oracles(
             f"{source_id} was not recorded by benchmarks.behaviour (no multiagent.behaviour_build): "
             "its policy cannot be replayed."
         )
+    if any(int(k) < 2 for k in best_ofs):
+        raise ValueError(f"best-of oracles need k >= 2, got {list(best_ofs)}.")
     n_src = int(source.total_episodes)
     n_add = max(1, round(ratio * n_src))
-    ids = oracle_ids(source_id, tops)
-    fresh_ds = record_fresh(source, fresh, ids["fresh"], seed=seed, show_progress=show_progress)
-    fresh_returns = np.array([float(np.sum(ep.rewards)) for ep in fresh_ds.iterate_episodes()])
+    ids = oracle_ids(source_id, tops, best_ofs)
+    # fresh[j]: episodes of policy seed seed + j from the same starts (j = 0: the main set)
+    fresh_ds = [record_fresh(source, fresh, ids["fresh"], seed=seed, show_progress=show_progress)]
+    for j in range(1, max(best_ofs, default=1)):
+        fresh_ds.append(record_fresh(source, n_add, _with_suffix(source_id, f"-fresh-s{seed + j}"),
+                                     seed=seed + j, show_progress=show_progress))
+    fresh_returns = [np.array([float(np.sum(ep.rewards)) for ep in ds.iterate_episodes()])
+                     for ds in fresh_ds]
     src_returns = np.array([float(np.sum(ep.rewards)) for ep in source.iterate_episodes()])
     out: dict[str, Any] = {
         "source": {"dataset_id": source_id, "episodes": n_src,
                    "mean_return": float(src_returns.mean())},
-        "fresh": {"dataset_id": ids["fresh"], "episodes": int(fresh_ds.total_episodes),
-                  "mean_return": float(fresh_returns.mean())},
+        "fresh": {"dataset_id": ids["fresh"], "episodes": int(fresh_ds[0].total_episodes),
+                  "mean_return": float(fresh_returns[0].mean())},
     }
-    for key, q in [("more", None)] + [(f"top{round(100 * q)}", q) for q in tops]:
+    plans: list[tuple[str, dict[str, Any], str]] = [
+        ("more", {"kind": "more", "quantile": None}, "the first")
+    ]
+    for q in tops:
+        plans.append((f"top{round(100 * q)}", {"kind": "top", "quantile": q},
+                      f"the best {n_add} by team return of the first "
+                      f"{math.ceil(n_add / q - 1e-9)}"))
+    for k in best_ofs:
+        plans.append((f"best{k}", {"kind": "best_of", "k": int(k)},
+                      f"per start, the best of {k} rollouts' episodes (policy seeds "
+                      f"{FRESH_SEED_BASE + seed}..{FRESH_SEED_BASE + seed + k - 1}), the first {n_add}"))
+    for key, how, what in plans:
         did = ids[key]
         if get_dataset_path(did).exists():
             ds = minari.load_dataset(did)
@@ -177,34 +221,38 @@ def build_oracles(
                         "mean_return_added": o["mean_return_added"], "reused": True}
             log(f"{did} exists, reused")
             continue
-        chosen = pick(fresh_returns, n_add, q)
-        added = float(fresh_returns[chosen].mean())
+        if how["kind"] == "best_of":
+            rows = best_of(np.stack([r[:n_add] for r in fresh_returns[: how["k"]]]), n_add)
+            picks = [(j, i) for i, j in enumerate(rows)]
+        else:
+            picks = [(0, i) for i in pick(fresh_returns[0], n_add, how["quantile"])]
+        added = float(np.mean([fresh_returns[j][i] for j, i in picks]))
+        used = sorted({j for j, _ in picks})
         metadata: dict[str, Any] = {k: meta[k] for k in (*SOURCE_META, "algorithm_name") if k in meta}
         ma = json.loads(json.dumps(meta[META_KEY]))
         ma["oracle"] = {
             "source_dataset_id": source_id,
-            "fresh_dataset_id": ids["fresh"],
-            "kind": "more" if q is None else "top",
-            "quantile": q,
-            "fresh_indices": chosen,
+            **how,
+            "fresh_dataset_ids": [fresh_ds[j].spec.dataset_id for j in range(len(fresh_ds))],
+            "picks": [[j, i] for j, i in picks],  # [fresh dataset, episode] per added episode
             "mean_return_added": added,
         }
         metadata[META_KEY] = ma
-        what = ("the first" if q is None
-                else f"the best {n_add} by team return of the first {math.ceil(n_add / q - 1e-9)}")
         metadata["description"] = (f"{source_id} ({n_src} episodes) + {what} new episodes of its "
-                                   f"behaviour policy ({ids['fresh']}); benchmarks.eaq_oracle.")
+                                   f"behaviour policy; benchmarks.eaq_oracle.")
 
-        def episodes(chosen=chosen):
+        def episodes(picks=picks):
             yield from episode_buffers(source)
-            yield from episode_buffers(fresh_ds, [int(fresh_ds.episode_indices[i]) for i in chosen])
+            for j, i in picks:
+                yield from episode_buffers(fresh_ds[j], [int(fresh_ds[j].episode_indices[i])])
 
         write_dataset(did, episodes(), observation_space=source.observation_space,
                       action_space=source.action_space, metadata=metadata,
-                      env_spec=source.env_spec, num_episodes=n_src + len(chosen),
+                      env_spec=source.env_spec, num_episodes=n_src + len(picks),
                       show_progress=show_progress)
-        out[key] = {"dataset_id": did, "episodes": n_src + len(chosen), "mean_return_added": added}
-        log(f"wrote {did}: {n_src} + {len(chosen)} episodes, added mean return {added:.3f}")
+        out[key] = {"dataset_id": did, "episodes": n_src + len(picks), "mean_return_added": added}
+        log(f"wrote {did}: {n_src} + {len(picks)} episodes from {len(used)} fresh set(s), "
+            f"added mean return {added:.3f}")
     return out
 
 
@@ -214,6 +262,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ratio", type=float, default=1.0, help="added episodes per source episode")
     p.add_argument("--top", type=float, nargs="*", default=[0.5, 0.2],
                    help="quantiles of the guided oracles (0.5: the better half)")
+    p.add_argument("--best-of", type=int, nargs="*", default=[],
+                   help="k of the best-of-k oracles (each start's best of k rollouts)")
     p.add_argument("--seed", type=int, default=0, help="behaviour policy's sampling seed")
     p.add_argument("--no-progress", action="store_true")
 
@@ -223,7 +273,8 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit("--fresh must be >= 1 and --ratio > 0.")
     try:
         out = build_oracles(args.dataset, fresh=args.fresh, ratio=args.ratio,
-                            tops=tuple(args.top), seed=args.seed,
+                            tops=tuple(args.top), best_ofs=tuple(args.best_of),
+                            seed=args.seed,
                             show_progress=not args.no_progress)
     except (ValueError, FileNotFoundError) as exc:
         raise SystemExit(f"eaq_oracle: {exc}") from None

@@ -494,19 +494,20 @@ def _files(root) -> dict[str, bytes]:
 
 
 def test_oracle_augmentations_add_new_behaviour_episodes_and_pick_by_return(walk):
-    from benchmarks.eaq_oracle import build_oracles, oracle_ids, pick
+    from minari.storage.datasets_root_dir import get_dataset_path
+
+    from benchmarks.eaq_oracle import best_of, build_oracles, oracle_ids, pick
     from benchmarks.harness import dataset_info
 
     source_id = dataset_ids(WALK)["medium"]
-    from minari.storage.datasets_root_dir import get_dataset_path
-
     src_dir = get_dataset_path(source_id)
     before = _files(src_dir)
     logs: list[str] = []
-    out = build_oracles(source_id, fresh=40, ratio=0.5, tops=(0.5,), show_progress=False,
-                        log=logs.append)
-    ids = oracle_ids(source_id, (0.5,))
+    out = build_oracles(source_id, fresh=40, ratio=0.5, tops=(0.5,), best_ofs=(3,),
+                        show_progress=False, log=logs.append)
+    ids = oracle_ids(source_id, (0.5,), (3,))
     assert ids["top50"].endswith("medium-oracle-top50-v0") and out["top50"]["dataset_id"] == ids["top50"]
+    assert ids["best3"].endswith("medium-oracle-best3-v0")
     assert _files(src_dir) == before  # the source is never modified
 
     source = load_episodes(source_id)
@@ -514,28 +515,39 @@ def test_oracle_augmentations_add_new_behaviour_episodes_and_pick_by_return(walk
     assert fresh.num_episodes == 40
     # new episodes: other env seeds than the tier's, so other starts
     assert not np.allclose(fresh.obs[:5, 0], source.obs[:5, 0])
-    for key in ("more", "top50"):
+    added = {}
+    for key in ("more", "top50", "best3"):
         ds = minari.load_dataset(ids[key])
         o = ds.storage.metadata["multiagent"]["oracle"]
         assert ds.total_episodes == 40 + 20 and o["source_dataset_id"] == source_id
         assert dataset_info(ids[key])["source_dataset_id"] == source_id
         batch = load_episodes(ds)
         np.testing.assert_array_equal(batch.obs[:40], source.obs)  # the source first, as is
-        np.testing.assert_array_equal(batch.obs[40:], fresh.obs[o["fresh_indices"]])
         assert o["mean_return_added"] == pytest.approx(batch.returns[40:].mean())
-    more = minari.load_dataset(ids["more"]).storage.metadata["multiagent"]["oracle"]
-    top = minari.load_dataset(ids["top50"]).storage.metadata["multiagent"]["oracle"]
-    assert more["fresh_indices"] == list(range(20))
+        added[key] = (o, batch)
+    more, top, best = (added[k][0] for k in ("more", "top50", "best3"))
+    assert more["picks"] == [[0, i] for i in range(20)]
+    np.testing.assert_array_equal(added["more"][1].obs[40:], fresh.obs[:20])
     # the guided oracle holds the 20 best of the 40 fresh episodes, and no worse one
-    assert sorted(fresh.returns[top["fresh_indices"]]) == sorted(np.sort(fresh.returns)[-20:])
+    chosen = [i for _, i in top["picks"]]
+    np.testing.assert_array_equal(added["top50"][1].obs[40:], fresh.obs[chosen])
+    assert sorted(fresh.returns[chosen]) == sorted(np.sort(fresh.returns)[-20:])
     assert top["mean_return_added"] >= more["mean_return_added"]
+    # best of 3: the same 20 starts as "more", each episode the best of its start's rollouts
+    rollouts = [fresh] + [load_episodes(d) for d in best["fresh_dataset_ids"][1:]]
+    assert len(rollouts) == 3 and all(r.num_episodes >= 20 for r in rollouts)
+    np.testing.assert_array_equal(added["best3"][1].obs[40:, 0], fresh.obs[:20, 0])
+    rets = np.stack([r.returns[:20] for r in rollouts])
+    assert not np.allclose(rets[0], rets[1])  # other action draws from the same starts
+    np.testing.assert_allclose(added["best3"][1].returns[40:], rets.max(axis=0), rtol=1e-6)
+    assert best["mean_return_added"] >= more["mean_return_added"]
     assert dataset_info(source_id)["source_dataset_id"] is None
 
     # a second call reuses everything and rewrites nothing
     made = _files(walk)
-    again = build_oracles(source_id, fresh=40, ratio=0.5, tops=(0.5,), show_progress=False,
-                          log=logs.append)
-    assert again["top50"]["reused"] and _files(walk) == made
+    again = build_oracles(source_id, fresh=40, ratio=0.5, tops=(0.5,), best_ofs=(3,),
+                          show_progress=False, log=logs.append)
+    assert again["top50"]["reused"] and again["best3"]["reused"] and _files(walk) == made
     # refusals name the problem and write nothing
     with pytest.raises(ValueError, match="raise --fresh"):
         build_oracles(source_id, fresh=40, ratio=0.5, tops=(0.25,), show_progress=False,
@@ -544,9 +556,13 @@ def test_oracle_augmentations_add_new_behaviour_episodes_and_pick_by_return(walk
         build_oracles(source_id, fresh=40, seed=1, show_progress=False, log=logs.append)
     with pytest.raises(ValueError, match="fewer than"):
         build_oracles(source_id, fresh=80, show_progress=False, log=logs.append)
+    with pytest.raises(ValueError, match="k >= 2"):
+        build_oracles(source_id, fresh=40, best_ofs=(1,), show_progress=False)
+    assert _files(walk) == made
     with pytest.raises(ValueError, match="behaviour_build"):
         build_oracles(_plain_dataset().spec.dataset_id, fresh=4, show_progress=False)
     assert pick([3.0, 1.0, 5.0, 5.0], 2, 0.5) == [2, 3]
     assert pick([3.0, 1.0, 5.0, 5.0], 2, None) == [0, 1]
+    assert best_of([[1.0, 5.0, 2.0], [3.0, 5.0, 1.0]], 2) == [1, 0]
     with pytest.raises(ValueError, match="quantile"):
         pick([1.0], 1, 0.0)
