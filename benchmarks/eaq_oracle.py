@@ -33,7 +33,6 @@ augmentation of this kind could gain: the ceiling against which EAQ's results ar
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 from typing import Any
@@ -42,12 +41,9 @@ FRESH_SEED_BASE = 90_000_000  # env seed of fresh episode i: base + i
 
 
 def _with_suffix(dataset_id: str, suffix: str) -> str:
-    """``ns/name-vN`` -> ``ns/name<suffix>-vN``."""
-    from minari.dataset.minari_dataset import parse_dataset_id
+    from wrappers.minari_io import derived_dataset_id
 
-    namespace, name, version = parse_dataset_id(dataset_id)
-    new = f"{name}{suffix}" + (f"-v{version}" if version is not None else "")
-    return f"{namespace}/{new}" if namespace else new
+    return derived_dataset_id(dataset_id, suffix)
 
 
 def oracle_ids(
@@ -173,7 +169,12 @@ def build_oracles(
     import numpy as np
     from minari.storage.datasets_root_dir import get_dataset_path
 
-    from wrappers.minari_io import META_KEY, SOURCE_META, episode_buffers, write_dataset
+    from wrappers.minari_io import (
+        META_KEY,
+        derived_metadata,
+        episode_buffers,
+        write_dataset,
+    )
 
     source = minari.load_dataset(source_id)
     meta = source.storage.metadata
@@ -228,18 +229,18 @@ def build_oracles(
             picks = [(0, i) for i in pick(fresh_returns[0], n_add, how["quantile"])]
         added = float(np.mean([fresh_returns[j][i] for j, i in picks]))
         used = sorted({j for j, _ in picks})
-        metadata: dict[str, Any] = {k: meta[k] for k in (*SOURCE_META, "algorithm_name") if k in meta}
-        ma = json.loads(json.dumps(meta[META_KEY]))
-        ma["oracle"] = {
-            "source_dataset_id": source_id,
-            **how,
-            "fresh_dataset_ids": [fresh_ds[j].spec.dataset_id for j in range(len(fresh_ds))],
-            "picks": [[j, i] for j, i in picks],  # [fresh dataset, episode] per added episode
-            "mean_return_added": added,
-        }
-        metadata[META_KEY] = ma
-        metadata["description"] = (f"{source_id} ({n_src} episodes) + {what} new episodes of its "
-                                   f"behaviour policy; benchmarks.eaq_oracle.")
+        metadata = derived_metadata(
+            meta, "oracle",
+            {
+                "source_dataset_id": source_id,
+                **how,
+                "fresh_dataset_ids": [d.spec.dataset_id for d in fresh_ds],
+                "picks": [[j, i] for j, i in picks],  # [fresh dataset, episode] per added episode
+                "mean_return_added": added,
+            },
+            f"{source_id} ({n_src} episodes) + {what} new episodes of its behaviour policy; "
+            "benchmarks.eaq_oracle.",
+        )
 
         def episodes(picks=picks):
             yield from episode_buffers(source)

@@ -995,6 +995,31 @@ SOURCE_META = (
 )
 
 
+def derived_dataset_id(source_id: str, suffix: str) -> str:
+    """``namespace/name-vN`` -> ``namespace/name<suffix>-vN`` (e.g. ``.../medium-eaq-v0``)."""
+    namespace, name, version = parse_dataset_id(source_id)
+    new = f"{name}{suffix}" + (f"-v{version}" if version is not None else "")
+    return f"{namespace}/{new}" if namespace else new
+
+
+def derived_metadata(
+    source_metadata: dict[str, Any], key: str, block: dict[str, Any], description: str
+) -> dict[str, Any]:
+    """Metadata of a dataset derived from another (a subset, an oracle augmentation).
+
+    Keeps the source's :data:`SOURCE_META` entries and ``algorithm_name``, and a copy of its
+    ``"multiagent"`` block (when it has one) with ``block`` added under ``key``.
+    """
+    src = source_metadata
+    metadata: dict[str, Any] = {k: src[k] for k in (*SOURCE_META, "algorithm_name") if k in src}
+    if META_KEY in src:
+        ma = json.loads(json.dumps(src[META_KEY]))
+        ma[key] = block
+        metadata[META_KEY] = ma
+    metadata["description"] = description
+    return metadata
+
+
 def subset_dataset(
     dataset: minari.MinariDataset | str,
     num_episodes: int,
@@ -1030,19 +1055,16 @@ def subset_dataset(
         chosen = ids[: int(num_episodes)]
     else:
         chosen = np.sort(np.random.default_rng(seed).choice(ids, int(num_episodes), replace=False))
-    src = ds.storage.metadata
-    metadata: dict[str, Any] = {k: src[k] for k in (*SOURCE_META, "algorithm_name") if k in src}
-    if META_KEY in src:
-        ma = json.loads(json.dumps(src[META_KEY]))
-        ma["subset"] = {
+    metadata = derived_metadata(
+        ds.storage.metadata,
+        "subset",
+        {
             "source_dataset_id": source_id,
             "episode_indices": [int(i) for i in chosen],
             "seed": seed,
-        }
-        metadata[META_KEY] = ma
-    metadata["description"] = (
+        },
         f"{len(chosen)} of the {total} episodes of {source_id}"
-        f" ({'the first' if seed is None else f'drawn with seed {seed}'})."
+        f" ({'the first' if seed is None else f'drawn with seed {seed}'}).",
     )
     return write_dataset(
         new_dataset_id,
@@ -1063,6 +1085,8 @@ __all__ = [
     "EpisodeBatch",
     "batch_to_buffers",
     "check_convention",
+    "derived_dataset_id",
+    "derived_metadata",
     "episode_buffers",
     "load_episodes",
     "record_dataset",

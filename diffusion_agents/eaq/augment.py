@@ -48,6 +48,7 @@ from wrappers.minari_io import (
     META_KEY,
     SOURCE_META,
     batch_to_buffers,
+    derived_dataset_id,
     episode_buffers,
     write_dataset,
 )
@@ -483,9 +484,7 @@ def _json_default(x: Any) -> Any:
 
 def default_dataset_id(source_id: str) -> str:
     """``namespace/name-vN`` -> ``namespace/name-eaq-vN`` (e.g. ``.../medium-eaq-v0``)."""
-    namespace, name, version = parse_dataset_id(source_id)
-    new = f"{name}{SUFFIX}" + (f"-v{version}" if version is not None else "")
-    return f"{namespace}/{new}" if namespace else new
+    return derived_dataset_id(source_id, SUFFIX)
 
 
 def _check_target(dataset_id: str) -> None:
