@@ -130,6 +130,8 @@ class EAQAugmenter:
         self.source: dict[str, Any] = {}
         self.history: list[dict[str, float]] = []
         self.steps_done = 0
+        # condition != "none": (real episodes, anchored entries) normalized anchor values
+        self.anchors: torch.Tensor | None = None
 
     # -- fitting -------------------------------------------------------------------------------
     def _device(self) -> torch.device:
@@ -175,6 +177,8 @@ class EAQAugmenter:
         raw = self._setup(batch)
         dev = self._device()
         data = torch.as_tensor(self.normalizer.normalize(raw), device=dev)
+        if self.model.anchor_mask is not None:
+            self.anchors = data[:, self.model.anchor_mask].cpu().contiguous()
         steps = np.arange(self.layout.horizon)[None, :] < batch.lengths[:, None]
         step_mask = torch.as_tensor(steps, device=dev)
         model = self.model
@@ -301,11 +305,21 @@ class EAQAugmenter:
         cfg = self.config
         net = self.ema.ema_model
         net.eval()
+        shape = (cfg.sample_batch_size, self.layout.num_features, self.layout.horizon)
+        inpaint = None
+        known = self.model.anchor_mask
+        if known is not None:
+            # each candidate is anchored to a real episode drawn at random (with replacement)
+            pick = torch.randint(0, self.anchors.shape[0], (shape[0],), generator=gen)
+            values = torch.zeros(shape)
+            values[:, known.cpu()] = self.anchors[pick]
+            inpaint = (known[None], values.to(self._device()))
         x = self.model.diffusion.sample(
             lambda x_t, t: net(x_t, t),
-            (cfg.sample_batch_size, self.layout.num_features, self.layout.horizon),
+            shape,
             steps=cfg.sample_steps if cfg.sampler == "ddim" else None,
             sampler=cfg.sampler,
+            inpaint=inpaint,
             generator=gen,
             device=self._device(),
         )
@@ -407,6 +421,8 @@ class EAQAugmenter:
             tensors.update(
                 {f"ema.{k}": v.detach().cpu().contiguous() for k, v in self.ema.ema_model.state_dict().items()}
             )
+            if self.anchors is not None:
+                tensors["anchors"] = self.anchors.detach().cpu().contiguous()
             save_file(tensors, str(tmp / "weights.safetensors"))
             meta = {
                 "format": "diffusion-agents/eaq",
@@ -462,6 +478,16 @@ class EAQAugmenter:
             )
         except RuntimeError as exc:
             raise ValueError(f"EAQ checkpoint {w_file} does not match its config: {exc}") from None
+        if self.model.anchor_mask is not None:
+            anchors = tensors.get("anchors")
+            width = int(self.model.anchor_mask.sum())
+            if anchors is None or anchors.ndim != 2 or anchors.shape[1] != width:
+                raise ValueError(
+                    f"EAQ checkpoint {w_file} was saved with condition={config.condition!r} but "
+                    f"holds no anchors of width {width} (got "
+                    f"{None if anchors is None else tuple(anchors.shape)})."
+                )
+            self.anchors = anchors
         self.model.to(self._device())
         self.ema.to(self._device())
         return self

@@ -29,7 +29,7 @@ import json
 from typing import Any
 
 from diffusion_agents.diffusion import PRECISIONS, PREDICTIONS, check_device_name
-from diffusion_agents.eaq.encode import DECODE_ENDS
+from diffusion_agents.eaq.encode import CONDITIONS, DECODE_ENDS
 
 SAMPLERS = ("ddim", "ddpm")
 Q_GUIDANCE_THROUGH = ("all", "actions")
@@ -92,6 +92,14 @@ class EAQConfig:
             (a least-squares fit of those step functions, so one noisy column cannot cut an
             episode short; :meth:`diffusion_agents.eaq.encode.EpisodeLayout.decode`). Only
             envs whose agents die or whose episodes vary in length are affected.
+        condition: what each generated episode is anchored to, by inpainting (an
+            extension, docs/eaq.md "Anchored generation"): ``"none"`` (the paper: whole
+            episodes from noise), ``"start"`` (the initial state, column 0 of the observation,
+            alive, mask and state rows, is copied from a real episode drawn at random and held
+            fixed through sampling) or ``"start_length"`` (also that episode's length and end:
+            its ``terminated``, ``truncated`` and ``padding`` rows). The same entries are
+            held clean in training (the denoiser learns ``p(episode | anchor)``; the loss
+            skips them); the real anchors are saved with the augmenter.
         range_margin: a decoded sample is rejected when a continuous value lies further than
             ``range_margin * (max - min)`` outside the real data's range of that row.
         ema_decay: decay of the exponential moving average of ``f_theta`` used for sampling.
@@ -132,6 +140,7 @@ class EAQConfig:
     sample_steps: int = 10
     clip_x0: float | None = 1.0
     decode_ends: str = "first"
+    condition: str = "none"
     range_margin: float = 0.5
     ema_decay: float = 0.995
     sample_batch_size: int = 512
@@ -156,6 +165,8 @@ class EAQConfig:
             )
         if self.decode_ends not in DECODE_ENDS:
             raise ValueError(f"decode_ends={self.decode_ends!r}; allowed: {DECODE_ENDS}.")
+        if self.condition not in CONDITIONS:
+            raise ValueError(f"condition={self.condition!r}; allowed: {CONDITIONS}.")
         if self.prediction not in PREDICTIONS:
             raise ValueError(f"prediction={self.prediction!r}; allowed: {PREDICTIONS}.")
         if self.precision not in PRECISIONS:

@@ -94,6 +94,12 @@ REJECT_REASONS = (
 )
 LAYOUT_VERSION = 1
 DECODE_ENDS = ("first", "fit")
+# What a generated episode may be anchored to (EpisodeLayout.anchor_mask, EAQConfig.condition)
+CONDITIONS = ("none", "start", "start_length")
+# the rows of column 0 that describe an episode's initial state
+START_KINDS = ("obs", "obs_delta", "alive", "mask", "state")
+# the rows that fix an episode's length and how it ended (all columns)
+END_KINDS = ("terminated", "truncated", "padding")
 
 
 def fit_length(done: np.ndarray, padding: np.ndarray, min_length: int = 1) -> np.ndarray:
@@ -360,6 +366,28 @@ class EpisodeLayout:
         if r.size != 1:
             raise KeyError(f"Layout kind {kind!r} has {r.size} rows, not one.")
         return int(r[0])
+
+    def anchor_mask(self, condition: str) -> np.ndarray | None:
+        """``(features, horizon)`` bool: the entries a generated episode copies from a real
+        one under ``condition`` (``EAQConfig.condition``), or None for ``"none"``.
+
+        ``"start"``: column 0 of every agent's ``obs`` (and ``obs_delta``), ``alive`` and
+        ``mask`` rows and of the ``state`` rows, i.e. the initial state; ``"start_length"``:
+        also every column of the ``terminated``, ``truncated`` and ``padding`` rows, i.e. the
+        episode's length and how it ended. The positions do not depend on the episode, so a
+        real episode's anchor is the vector ``x[mask]``.
+        """
+        if condition not in CONDITIONS:
+            raise ValueError(f"condition={condition!r}; allowed: {CONDITIONS}.")
+        if condition == "none":
+            return None
+        mask = np.zeros((self.num_features, self.horizon), bool)
+        for kind in START_KINDS:
+            mask[self.rows(kind), 0] = True
+        if condition == "start_length":
+            for kind in END_KINDS:
+                mask[self.rows(kind), :] = True
+        return mask
 
     def describe(self) -> list[tuple[str, str, int, int]]:
         """``(kind, agent, first row, rows)`` per segment, for docs and debugging."""

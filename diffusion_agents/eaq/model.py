@@ -261,6 +261,11 @@ class EAQModel(nn.Module):
             if config.action_decoder == "inverse_dynamics" else None
         )
         self.q_row = layout.row("q_total")
+        # condition != "none": (F, H) entries held at a real episode's values (the anchor)
+        anchor = layout.anchor_mask(config.condition)
+        self.register_buffer(
+            "anchor_mask", None if anchor is None else torch.as_tensor(anchor), persistent=False
+        )
         # q_guidance_through="actions": L_Qtot's gradient reaches f_theta through these rows only
         acts = None
         if config.q_guidance_through == "actions":
@@ -316,9 +321,20 @@ class EAQModel(nn.Module):
         t = torch.randint(0, diff.n_timesteps, (b,), generator=generator).to(x0.device)
         noise = torch.randn(x0.shape, generator=generator).to(x0.device)
         x_t = diff.q_sample(x0, t, noise)
-        out = self.net(x_t, t)
-        diffusion_loss = F.mse_loss(out, diff.target(x0, noise, t))
-        x0_hat = diff.predict_x0(out, x_t, t)  # the output itself with x0-prediction
+        known = self.anchor_mask
+        if known is None:
+            out = self.net(x_t, t)
+            diffusion_loss = F.mse_loss(out, diff.target(x0, noise, t))
+            x0_hat = diff.predict_x0(out, x_t, t)  # the output itself with x0-prediction
+        else:
+            # anchored: the known entries are clean in x_t, as the sampler holds them, and
+            # only the unknown ones are scored
+            x_t = torch.where(known, x0, x_t)
+            out = self.net(x_t, t)
+            free = (~known).to(out.dtype).expand_as(out)
+            err = (out - diff.target(x0, noise, t)) ** 2
+            diffusion_loss = (err * free).sum() / free.sum()
+            x0_hat = torch.where(known, x0, diff.predict_x0(out, x_t, t))
 
         w = step_mask.to(x0.dtype)
         denom = w.sum().clamp(min=1.0)
