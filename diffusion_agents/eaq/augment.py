@@ -77,6 +77,9 @@ class SampleResult:
         relabelled: with ``EAQConfig(action_decoder="inverse_dynamics")``, the share of the
             accepted episodes' discrete actions that the inverse-dynamics model changed
             (None otherwise, or without discrete agents).
+        anchors: with ``EAQConfig(condition=...)``, ``(accepted,)`` the index (in the
+            fitted dataset's episode order) of the real episode each synthetic one is
+            anchored to; None otherwise.
     """
 
     batch: EpisodeBatch
@@ -88,6 +91,7 @@ class SampleResult:
     q_estimate: np.ndarray
     seconds: float
     relabelled: float | None = None
+    anchors: np.ndarray | None = None
 
     @property
     def num_accepted(self) -> int:
@@ -298,15 +302,15 @@ class EAQAugmenter:
     @torch.no_grad()
     def _draw_round(
         self, gen: torch.Generator
-    ) -> tuple[np.ndarray, torch.Tensor | None, torch.Tensor | None]:
+    ) -> tuple[np.ndarray, torch.Tensor | None, torch.Tensor | None, np.ndarray | None]:
         """One sampler call: ``sample_batch_size`` raw candidates ``(batch, features,
         horizon)`` in data units, before decoding, with the relabelling counts of
-        :meth:`relabel_actions`."""
+        :meth:`relabel_actions` and the real episode each candidate is anchored to."""
         cfg = self.config
         net = self.ema.ema_model
         net.eval()
         shape = (cfg.sample_batch_size, self.layout.num_features, self.layout.horizon)
-        inpaint = None
+        inpaint = pick = None
         known = self.model.anchor_mask
         if known is not None:
             # each candidate is anchored to a real episode drawn at random (with replacement)
@@ -324,7 +328,8 @@ class EAQAugmenter:
             device=self._device(),
         )
         x, count, change = self.relabel_actions(x)
-        return self.normalizer.unnormalize(x.cpu().numpy()), count, change
+        pick = None if pick is None else pick.numpy()
+        return self.normalizer.unnormalize(x.cpu().numpy()), count, change, pick
 
     def draw(self, num: int, *, seed: int | None = None) -> np.ndarray:
         """``num`` raw candidates ``(num, features, horizon)`` in data units, undecoded.
@@ -360,13 +365,14 @@ class EAQAugmenter:
         cfg = self.config
         gen = self._generator(seed)
         kept: list[np.ndarray] = []
+        picks: list[np.ndarray] = []
         reasons: Counter[str] = Counter()
         attempted = accepted = valid = 0
         relabelled = changed = 0
         t0 = time.perf_counter()
         bar = tqdm(total=num_episodes, desc="EAQ sample", disable=not show_progress)
         for _ in range(cfg.max_sample_rounds):
-            raw, count, change = self._draw_round(gen)
+            raw, count, change, pick = self._draw_round(gen)
             res = self.decode(raw)
             attempted += raw.shape[0]
             valid += res.num_accepted
@@ -379,6 +385,8 @@ class EAQAugmenter:
                 relabelled += int((count.cpu().numpy()[rows] * steps).sum())
                 changed += int((change.cpu().numpy()[rows] * steps).sum())
             kept.append(take)
+            if pick is not None:
+                picks.append(pick[res.accepted][: take.shape[0]])
             accepted += take.shape[0]
             bar.update(take.shape[0])
             bar.set_postfix(acceptance=f"{valid / attempted:.2f}")
@@ -405,6 +413,7 @@ class EAQAugmenter:
             q_estimate=self.q_estimate(raw),
             seconds=time.perf_counter() - t0,
             relabelled=changed / relabelled if relabelled else None,
+            anchors=np.concatenate(picks) if picks else None,
         )
 
     # -- save / load ------------------------------------------------------------------------
@@ -621,6 +630,10 @@ def augment(
         "synthetic_mean_return": float(syn.returns.mean()),
         "synthetic_mean_q_estimate": float(result.q_estimate.mean()),
         "actions_relabelled": result.relabelled,
+        # condition != "none": per synthetic episode, the index of the real episode of the
+        # fitted dataset (settings' source, "fitted_on") whose start (and length) it keeps
+        "anchor_episodes": None if result.anchors is None else result.anchors.tolist(),
+        "fitted_on": augmenter.source.get("dataset_id"),
     }
     ma["eaq"] = eaq_meta
     metadata: dict[str, Any] = {k: src_meta[k] for k in SOURCE_META if k in src_meta}

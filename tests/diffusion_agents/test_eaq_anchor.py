@@ -67,14 +67,13 @@ def test_synthetic_episodes_start_from_real_ones_and_keep_their_length(real, con
     assert aug.anchors.shape[0] == real.num_episodes
     res = aug.sample(40, seed=3, show_progress=False)
     m = _match(real, res.batch)
-    assert m.any(1).all()  # every synthetic episode starts where a real one did
-    assert len({int(np.flatnonzero(r)[0]) for r in m}) > 3  # from many different ones
-    alive0 = res.batch.alive[:, 0]
-    np.testing.assert_array_equal(alive0, real.alive[m.argmax(1), 0])
+    src = res.anchors  # the real episode each one is anchored to
+    assert src.shape == (40,) and m[np.arange(40), src].all()  # starts where it did
+    assert len(set(src.tolist())) > 3  # from many different ones
+    np.testing.assert_array_equal(res.batch.alive[:, 0], real.alive[src, 0])
     if condition == "start_length":
         # ... and lasts as long, ending the same way: never longer (the done rows are held),
         # shorter only where the generated deaths leave no agent before the anchored end
-        src = m.argmax(1)
         assert (res.batch.lengths <= real.lengths[src]).all()
         same = res.batch.lengths == real.lengths[src]
         assert same.mean() >= 0.9, (res.batch.lengths, real.lengths[src])
@@ -92,7 +91,7 @@ def test_synthetic_episodes_start_from_real_ones_and_keep_their_length(real, con
 def test_unanchored_samples_do_not_repeat_real_starts(real):
     """The check above can fail: without an anchor no start matches a real one."""
     res = EAQAugmenter(TINY).fit(real, show_progress=False).sample(40, seed=3, show_progress=False)
-    assert not _match(real, res.batch).any()
+    assert not _match(real, res.batch).any() and res.anchors is None
 
 
 def test_a_checkpoint_without_its_anchors_is_refused(real, tmp_path):
@@ -107,3 +106,19 @@ def test_a_checkpoint_without_its_anchors_is_refused(real, tmp_path):
     save_file(tensors, str(w))
     with pytest.raises(ValueError, match="condition='start'.*no anchors"):
         EAQAugmenter.load(path)
+
+
+def test_augment_records_which_real_episode_each_synthetic_one_keeps(real):
+    from diffusion_agents import eaq
+
+    out = eaq.augment(
+        real.dataset_id, num_episodes=6, config=TINY.replace(condition="start", n_steps=20),
+        show_progress=False,
+    )
+    info = out.storage.metadata["multiagent"]["eaq"]
+    assert info["settings"]["condition"] == "start" and info["fitted_on"] == real.dataset_id
+    src = np.asarray(info["anchor_episodes"])
+    new = load_episodes(out)
+    syn = new.select(np.arange(real.num_episodes, new.num_episodes))
+    assert src.shape == (6,) and syn.synthetic.all()
+    np.testing.assert_allclose(syn.obs[:, 0], real.obs[src, 0], rtol=0, atol=1e-5)
