@@ -39,6 +39,7 @@ from diffusion_agents.diffusion import resolve_device, training_autocast
 from diffusion_agents.eaq.config import EAQConfig
 from diffusion_agents.eaq.encode import (
     DecodeResult,
+    REWARD_KINDS,
     EpisodeLayout,
     RowNormalizer,
 )
@@ -147,7 +148,10 @@ class EAQAugmenter:
             batch, gamma=cfg.gamma, obs_deltas=cfg.obs_deltas
         )
         raw = self.layout.encode(batch)
-        self.normalizer = RowNormalizer.fit(raw, self.layout)
+        quantile_rows = None
+        if cfg.reward_norm == "quantile":
+            quantile_rows = np.concatenate([self.layout.rows(k) for k in REWARD_KINDS])
+        self.normalizer = RowNormalizer.fit(raw, self.layout, quantile_rows)
         torch.manual_seed(cfg.seed)
         self.model = EAQModel(layout=self.layout, config=cfg).to(self._device())
         if self.model.inv is not None:

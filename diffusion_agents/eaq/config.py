@@ -29,7 +29,7 @@ import json
 from typing import Any
 
 from diffusion_agents.diffusion import PRECISIONS, PREDICTIONS, check_device_name
-from diffusion_agents.eaq.encode import CONDITIONS, DECODE_ENDS
+from diffusion_agents.eaq.encode import CONDITIONS, DECODE_ENDS, REWARD_NORMS
 
 SAMPLERS = ("ddim", "ddpm")
 Q_GUIDANCE_THROUGH = ("all", "actions")
@@ -100,6 +100,12 @@ class EAQConfig:
             its ``terminated``, ``truncated`` and ``padding`` rows). The same entries are
             held clean in training (the denoiser learns ``p(episode | anchor)``; the loss
             skips them); the real anchors are saved with the augmenter.
+        reward_norm: how the per-agent and team reward rows are mapped into ``[-1, 1]``:
+            ``"limits"`` (the data's min/max, as every other continuous row) or
+            ``"quantile"`` (through the rows' empirical quantiles, so frequent values such as
+            a sparse reward's 0 get a wide basin and small sampling errors no longer bias
+            the decoded rewards; :class:`diffusion_agents.eaq.encode.RowNormalizer`,
+            docs/eaq.md "Reward fidelity").
         range_margin: a decoded sample is rejected when a continuous value lies further than
             ``range_margin * (max - min)`` outside the real data's range of that row.
         ema_decay: decay of the exponential moving average of ``f_theta`` used for sampling.
@@ -141,6 +147,7 @@ class EAQConfig:
     clip_x0: float | None = 1.0
     decode_ends: str = "first"
     condition: str = "none"
+    reward_norm: str = "limits"
     range_margin: float = 0.5
     ema_decay: float = 0.995
     sample_batch_size: int = 512
@@ -167,6 +174,8 @@ class EAQConfig:
             raise ValueError(f"decode_ends={self.decode_ends!r}; allowed: {DECODE_ENDS}.")
         if self.condition not in CONDITIONS:
             raise ValueError(f"condition={self.condition!r}; allowed: {CONDITIONS}.")
+        if self.reward_norm not in REWARD_NORMS:
+            raise ValueError(f"reward_norm={self.reward_norm!r}; allowed: {REWARD_NORMS}.")
         if self.prediction not in PREDICTIONS:
             raise ValueError(f"prediction={self.prediction!r}; allowed: {PREDICTIONS}.")
         if self.precision not in PRECISIONS:
