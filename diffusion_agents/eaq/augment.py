@@ -38,8 +38,8 @@ from tqdm.auto import tqdm
 from diffusion_agents.diffusion import resolve_device, training_autocast
 from diffusion_agents.eaq.config import EAQConfig
 from diffusion_agents.eaq.encode import (
-    DecodeResult,
     REWARD_KINDS,
+    DecodeResult,
     EpisodeLayout,
     RowNormalizer,
 )
