@@ -8,28 +8,19 @@ import pytest
 
 from diffusion_agents.eaq import EAQAugmenter, EAQConfig
 from diffusion_agents.eaq.encode import EpisodeLayout
-from wrappers import RandomPolicy, load_episodes, make_env, record_dataset
+from wrappers import load_episodes
 
-TOY = "tests.wrappers.toy_envs"
 TINY = EAQConfig(
     n_steps=40, batch_size=16, dim=8, dim_mults=(1,), q_hidden=32, q_warmup_steps=20,
     n_diffusion_steps=20, sample_steps=5, sample_batch_size=32, range_margin=5.0,
     max_sample_rounds=20,
 )
-# agents die at steps 2 and 4, each up to 3 steps later: episodes of 4 to 7 steps
-KWARGS = {"deaths": [2, 4], "jitter": 3, "max_cycles": 10}
 
 
 @pytest.fixture
-def real():
-    env_id = f"{TOY}:make_dying_env"
-    ds = record_dataset(
-        env_id, RandomPolicy(make_env(env_id, **KWARGS), seed=1), 12, "toy/eaq/anchor-v0",
-        env_kwargs=KWARGS, ref_min_score=-10.0, ref_max_score=0.0, show_progress=False,
-    )
-    batch = load_episodes(ds)
-    assert len(set(batch.lengths.tolist())) > 1, batch.lengths  # the test needs varied lengths
-    return batch
+def real(dying_batch):
+    assert len(set(dying_batch.lengths.tolist())) > 1, dying_batch.lengths  # needs varied lengths
+    return dying_batch
 
 
 def _match(batch, res) -> np.ndarray:

@@ -10,10 +10,7 @@ import pytest
 
 from diffusion_agents.eaq import EAQAugmenter, EAQConfig
 from diffusion_agents.eaq.encode import REWARD_KINDS, EpisodeLayout, RowNormalizer
-from wrappers import RandomPolicy, load_episodes, make_env, record_dataset
 
-TOY = "tests.wrappers.toy_envs"
-KWARGS = {"deaths": [2, 4], "jitter": 3, "max_cycles": 10}
 TINY = EAQConfig(
     n_steps=30, batch_size=16, dim=8, dim_mults=(1,), q_hidden=32, q_warmup_steps=10,
     n_diffusion_steps=20, sample_steps=5, sample_batch_size=32, range_margin=5.0,
@@ -21,13 +18,8 @@ TINY = EAQConfig(
 
 
 @pytest.fixture
-def real():
-    env_id = f"{TOY}:make_dying_env"
-    ds = record_dataset(
-        env_id, RandomPolicy(make_env(env_id, **KWARGS), seed=1), 12, "toy/eaq/rewardnorm-v0",
-        env_kwargs=KWARGS, ref_min_score=-10.0, ref_max_score=0.0, show_progress=False,
-    )
-    return load_episodes(ds)
+def real(dying_batch):
+    return dying_batch
 
 
 def _sparse(real, seed: int = 0):
