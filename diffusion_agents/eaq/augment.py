@@ -160,6 +160,13 @@ class EAQAugmenter:
                 torch.as_tensor(self.normalizer.normalize(raw), device=self._device()),
                 torch.as_tensor(steps, device=self._device()),
             )
+        if self.model.rew is not None:
+            steps = np.arange(self.layout.horizon)[None, :] < batch.lengths[:, None]
+            self.model.rew.fit_scale(
+                torch.as_tensor(self.normalizer.normalize(raw), device=self._device()),
+                torch.as_tensor(raw[:, self.model.rew.out_rows], device=self._device()),
+                torch.as_tensor(steps, device=self._device()),
+            )
         self.ema = EMA(self.model.net, beta=cfg.ema_decay, update_after_step=0, update_every=1)
         self.source = {
             "dataset_id": batch.dataset_id,
@@ -190,10 +197,14 @@ class EAQAugmenter:
         steps = np.arange(self.layout.horizon)[None, :] < batch.lengths[:, None]
         step_mask = torch.as_tensor(steps, device=dev)
         model = self.model
+        # the reward model's targets: the real raw rewards (reward_decoder="model")
+        rewards = None if model.rew is None else torch.as_tensor(
+            raw[:, model.rew.out_rows], device=dev
+        )
         opt = torch.optim.Adam(model.net.parameters(), lr=cfg.learning_rate)
         # Q_phi and the dynamics models (when used) learn from the real data only
         aux = list(model.q.parameters())
-        for extra in (model.dyn, model.inv):
+        for extra in (model.dyn, model.inv, model.rew):
             if extra is not None:
                 aux += list(extra.parameters())
         q_opt = torch.optim.Adam(aux, lr=cfg.q_learning_rate)
@@ -210,10 +221,11 @@ class EAQAugmenter:
                     temperature=cfg.action_temperature, generator=gen,
                     # the dynamics model, like Q_phi, first learns alone from the real data
                     dynamics_weight=cfg.dynamics_weight if step >= cfg.q_warmup_steps else 0.0,
+                    reward_targets=None if rewards is None else rewards[idx],
                 )
             opt.zero_grad(set_to_none=True)
             q_opt.zero_grad(set_to_none=True)
-            aux_fit = losses.get("dyn_fit", 0.0) + losses.get("inv_fit", 0.0)
+            aux_fit = sum(losses.get(k, 0.0) for k in ("dyn_fit", "inv_fit", "rew_fit"))
             (losses["model"] + losses["q_fit"] + aux_fit).backward()
             # q_fit only reaches Q_phi; L_Qtot only reaches f_theta (Q_phi frozen in it).
             opt.step()
@@ -270,6 +282,24 @@ class EAQAugmenter:
         inv = self.model.inv
         if inv is None or self.config.action_decoder != "inverse_dynamics":
             return x, None, None
+        return inv.relabel(x, self._seen(x))
+
+    @torch.no_grad()
+    def relabel_rewards(self, raw: np.ndarray, x: torch.Tensor) -> np.ndarray:
+        """Raw samples ``(batch, F, H)`` with the per-agent and team rewards of every
+        transition predicted by the fitted reward model from the normalized samples ``x``
+        (``reward_decoder="model"``; unchanged otherwise). The model reads the observations
+        as decoding will build them; the generated Q-total row is left as generated."""
+        rew = self.model.rew
+        if rew is None or self.config.reward_decoder != "model":
+            return raw
+        raw = raw.copy()
+        raw[:, rew.out_rows, :-1] = rew.relabel(self._seen(x)).cpu().numpy()
+        return raw
+
+    def _seen(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalized samples ``x`` as decoding reads them: with ``obs_deltas`` the
+        observation rows rebuilt from the generated changes; ``x`` itself otherwise."""
         seen = x
         if self.layout.obs_deltas:
             raw = self.normalizer.unnormalize(x.cpu().numpy())
@@ -283,7 +313,7 @@ class EAQAugmenter:
                 )
                 rebuilt[:, obs] = np.swapaxes(o, 1, 2)
             seen = torch.as_tensor(self.normalizer.normalize(rebuilt), device=x.device)
-        return inv.relabel(x, seen)
+        return seen
 
     def decode(self, raw: np.ndarray, *, ends: str | None = None) -> DecodeResult:
         """Decode raw tensors with this dataset's limits and the config's margin; ``ends``
@@ -333,7 +363,8 @@ class EAQAugmenter:
         )
         x, count, change = self.relabel_actions(x)
         pick = None if pick is None else pick.numpy()
-        return self.normalizer.unnormalize(x.cpu().numpy()), count, change, pick
+        raw = self.relabel_rewards(self.normalizer.unnormalize(x.cpu().numpy()), x)
+        return raw, count, change, pick
 
     def draw(self, num: int, *, seed: int | None = None) -> np.ndarray:
         """``num`` raw candidates ``(num, features, horizon)`` in data units, undecoded.

@@ -34,6 +34,7 @@ from diffusion_agents.eaq.encode import CONDITIONS, DECODE_ENDS, REWARD_NORMS
 SAMPLERS = ("ddim", "ddpm")
 Q_GUIDANCE_THROUGH = ("all", "actions")
 ACTION_DECODERS = ("generated", "inverse_dynamics")
+REWARD_DECODERS = ("generated", "model")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -71,6 +72,13 @@ class EAQConfig:
             fitted on the real transitions alongside ``Q_phi`` relabels every transition of
             the generated observations, as MADiff decodes its plans; the generated action
             rows still carry ``L_Qtot`` in training; docs/eaq.md, "Inverse-dynamics actions").
+        reward_decoder: where a synthetic transition's rewards come from: ``"generated"``
+            (the paper: the generated reward rows) or ``"model"`` (an extension: a reward
+            model ``r(o_t, a_t, o_(t+1))`` over every agent's rows and the state, fitted on
+            the real transitions alongside ``Q_phi``, relabels the per-agent and team
+            rewards of every synthetic step, so a reward follows the transition that earns
+            it; the generated reward and Q-total rows still shape training and
+            ``L_Qtot``; docs/eaq.md, "Reward fidelity").
         action_temperature: temperature of the soft one-hot relaxation in ``L_Qtot``.
         gamma: discount of the return-to-go (Q-total) row; 1.0 = undiscounted, as in EAQ.
         obs_deltas: give each step's observation change rows of its own and rebuild the
@@ -133,6 +141,7 @@ class EAQConfig:
     q_guidance_through: str = "all"
     q_conservative: float = 0.0
     action_decoder: str = "generated"
+    reward_decoder: str = "generated"
     action_temperature: float = 0.2
     gamma: float = 1.0
     obs_deltas: bool = False
@@ -169,6 +178,10 @@ class EAQConfig:
         if self.action_decoder not in ACTION_DECODERS:
             raise ValueError(
                 f"action_decoder={self.action_decoder!r}; allowed: {ACTION_DECODERS}."
+            )
+        if self.reward_decoder not in REWARD_DECODERS:
+            raise ValueError(
+                f"reward_decoder={self.reward_decoder!r}; allowed: {REWARD_DECODERS}."
             )
         if self.decode_ends not in DECODE_ENDS:
             raise ValueError(f"decode_ends={self.decode_ends!r}; allowed: {DECODE_ENDS}.")

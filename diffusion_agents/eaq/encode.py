@@ -51,11 +51,12 @@ binary rows are thresholded at 0.5, a Discrete action is the arg-max of its bloc
 actions the decoded mask allows (never an illegal one), the episode is cut at the first
 generated done (or, with none, runs to the last column as a time-limit truncation) and
 terminates once no agent is left, an agent leaves at its first generated death (alive flags
-after it are ignored), a generated done before the shortest real episode's length is
-ignored (``EpisodeLayout(min_length=...)``), an acting agent whose decoded mask allows
-nothing keeps its highest-scoring action, and samples are rejected (and counted by reason) when they hold
-NaN/inf, let no agent act at some step, or put a continuous value further than
-``range_margin * (max - min)`` outside the real data's range of its row.
+after it are ignored) and gets no reward at a step where it does not act, a generated done
+before the shortest real episode's length is ignored (``EpisodeLayout(min_length=...)``),
+an acting agent whose decoded mask allows nothing keeps its highest-scoring action, and
+samples are rejected (and counted by reason) when they hold NaN/inf, let no agent act at
+some step, or put a continuous value further than ``range_margin * (max - min)`` outside
+the real data's range of its row.
 
 Observation deltas (``obs_deltas=True``): an observation changes by about 1 % of its row's
 range per step (MPE spread), so in the absolute ``obs`` rows the change a transition makes
@@ -631,7 +632,8 @@ class EpisodeLayout:
         rewards = np.zeros((B, T, A), np.float32)
         for i in range(A):
             obs[:, :, i, : self.obs_dims[i]] = xs[:, :, self.rows("obs", i)] * alive[:, :, i, None]
-            rewards[:, :, i] = xs[:, :T, self.rows("reward", i)[0]] * steps
+            # no reward where the agent does not act (as a PettingZoo env gives none)
+            rewards[:, :, i] = xs[:, :T, self.rows("reward", i)[0]] * acted[:, :, i]
             legal = None
             if self.masked[i]:
                 scores = xs[:, :, self.rows("mask", i)]

@@ -200,6 +200,85 @@ class InverseDynamics(nn.Module):
         return x, count, changed
 
 
+class RewardModel(nn.Module):
+    """Joint reward model ``r(o_t, a_t, o_(t+1))`` over the episode tensor.
+
+    ``forward(x (batch, features, horizon)) -> (batch, reward rows, horizon - 1)``: an MLP
+    applied to each transition ``t -> t + 1``, reading column ``t``'s observation (and
+    delta), alive, action, state and done rows and column ``t + 1``'s observation (and
+    delta), alive and state rows of every agent, normalized, plus the observation and state
+    rows' change from ``t`` to ``t + 1`` divided by the real changes' standard deviation
+    (a damage reward is a linear function of a health row's change, which is a small
+    difference of two large inputs otherwise). It predicts every per-agent reward row and
+    the team reward row at ``t`` in units of :attr:`scale` (per row, the real rewards'
+    largest magnitude, :meth:`fit_scale`), so its targets lie in ``[-1, 1]`` whatever
+    ``EAQConfig.reward_norm`` does to the generated rows. Fitted on the real
+    transitions; with ``EAQConfig(reward_decoder="model")`` it replaces the rewards of every
+    synthetic step (:meth:`relabel`), as :class:`InverseDynamics` does for actions.
+    """
+
+    NOW = ("obs", "obs_delta", "alive", "action_onehot", "action", "state",
+           "terminated", "truncated")
+    NEXT = ("obs", "obs_delta", "alive", "state")
+
+    def __init__(self, *, layout: EpisodeLayout, hidden: int = 256) -> None:
+        super().__init__()
+
+        def rows(kinds: tuple[str, ...]) -> list[int]:
+            return [r for seg in layout.segments if seg.kind in kinds
+                    for r in range(seg.start, seg.stop)]
+
+        # plain lists index a tensor on any device
+        self.now_rows = rows(self.NOW)
+        self.next_rows = rows(self.NEXT)
+        self.change_rows = rows(("obs", "state"))
+        self.out_rows = [int(r) for r in layout.rows("reward")] + [layout.row("team_reward")]
+        n_in = len(self.now_rows) + len(self.next_rows) + len(self.change_rows)
+        self.mlp = MLP(n_in, len(self.out_rows), hidden=(hidden, hidden))
+        # saved with the weights
+        self.register_buffer("scale", torch.ones(len(self.out_rows)))
+        self.register_buffer("change_scale", torch.ones(len(self.change_rows)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        change = x[:, self.change_rows, 1:] - x[:, self.change_rows, :-1]
+        feats = torch.cat([
+            x[:, self.now_rows, :-1], x[:, self.next_rows, 1:],
+            change / self.change_scale[None, :, None],
+        ], dim=1)
+        return rearrange(self.mlp(rearrange(feats, "b f h -> b h f")), "b h r -> b r h")
+
+    @torch.no_grad()
+    def fit_scale(self, x0: torch.Tensor, rewards: torch.Tensor, step_mask: torch.Tensor) -> None:
+        """Set :attr:`scale` and the change scale from the real normalized episodes ``x0``
+        ``(batch, F, H)`` and their raw reward rows ``(batch, reward rows, H)``."""
+        w = step_mask[:, None, :].expand_as(rewards)
+        top = torch.where(w, rewards.abs(), torch.zeros_like(rewards)).amax(dim=(0, 2))
+        self.scale.copy_(torch.where(top > 1e-8, top, torch.ones_like(top)))
+        if self.change_rows:
+            change = x0[:, self.change_rows, 1:] - x0[:, self.change_rows, :-1]
+            d = change.transpose(1, 2)[step_mask[:, :-1]]  # (transitions, change rows)
+            s = d.std(dim=0) if d.shape[0] > 1 else d.new_ones(d.shape[-1])
+            self.change_scale.copy_(
+                torch.where(torch.isfinite(s) & (s > 1e-6), s, torch.ones_like(s))
+            )
+
+    def loss(
+        self, x0: torch.Tensor, rewards: torch.Tensor, step_mask: torch.Tensor
+    ) -> torch.Tensor:
+        """Mean squared error, in units of :attr:`scale`, on the real steps of ``x0``
+        (normalized) against their raw rewards ``(batch, reward rows, horizon)``."""
+        target = rewards[..., :-1] / self.scale[None, :, None]
+        w = step_mask[:, None, :-1].to(x0.dtype)
+        err = (self(x0) - target) ** 2 * w
+        return err.sum() / (w.sum() * len(self.out_rows)).clamp(min=1.0)
+
+    @torch.no_grad()
+    def relabel(self, seen: torch.Tensor) -> torch.Tensor:
+        """Raw rewards ``(batch, reward rows, horizon - 1)`` of the transitions of ``seen``
+        (normalized). Decoding zeroes an agent's reward where it does not act."""
+        return self(seen) * self.scale[None, :, None]
+
+
 class EAQModel(nn.Module):
     """``f_theta`` (a Conv1D :class:`TemporalUNet`, x0-prediction) + ``Q_phi`` + the schedule.
 
@@ -260,6 +339,10 @@ class EAQModel(nn.Module):
             InverseDynamics(layout=layout, hidden=config.q_hidden)
             if config.action_decoder == "inverse_dynamics" else None
         )
+        self.rew = (
+            RewardModel(layout=layout, hidden=config.q_hidden)
+            if config.reward_decoder == "model" else None
+        )
         self.q_row = layout.row("q_total")
         # condition != "none": (F, H) entries held at a real episode's values (the anchor)
         anchor = layout.anchor_mask(config.condition)
@@ -300,6 +383,7 @@ class EAQModel(nn.Module):
         temperature: float,
         dynamics_weight: float | None = None,
         generator: torch.Generator | None = None,
+        reward_targets: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
         """The EAQ losses on a batch of real normalized episodes ``x0`` ``(batch, F, H)``.
 
@@ -314,7 +398,9 @@ class EAQModel(nn.Module):
         real one-step change so its weight does not depend on the data's scale), added to
         ``model`` with that weight (``dynamics_weight`` overrides it, e.g. 0 in the warm-up).
         With ``config.action_decoder="inverse_dynamics"`` also ``"inv_fit"``, the loss of
-        :class:`InverseDynamics` on the real transitions (it trains that model only).
+        :class:`InverseDynamics` on the real transitions (it trains that model only). With
+        ``config.reward_decoder="model"`` and ``reward_targets`` (the batch's raw reward rows,
+        ``(batch, reward rows, horizon)``) also ``"rew_fit"``, :class:`RewardModel`'s loss.
         """
         b = x0.shape[0]
         diff = self.diffusion
@@ -371,6 +457,8 @@ class EAQModel(nn.Module):
             out["model"] = out["model"] + mu * out["dyn_consistency"]
         if self.inv is not None:
             out["inv_fit"] = self.inv.loss(x0, step_mask)
+        if self.rew is not None and reward_targets is not None:
+            out["rew_fit"] = self.rew.loss(x0, reward_targets, step_mask)
         return out
 
     def _dynamics_losses(
