@@ -154,19 +154,16 @@ class EAQAugmenter:
         self.normalizer = RowNormalizer.fit(raw, self.layout, quantile_rows)
         torch.manual_seed(cfg.seed)
         self.model = EAQModel(layout=self.layout, config=cfg).to(self._device())
-        if self.model.inv is not None:
+        inv, rew = self.model.inv, self.model.rew
+        if inv is not None or rew is not None:
+            dev = self._device()
+            x0 = torch.as_tensor(self.normalizer.normalize(raw), device=dev)
             steps = np.arange(self.layout.horizon)[None, :] < batch.lengths[:, None]
-            self.model.inv.fit_scale(
-                torch.as_tensor(self.normalizer.normalize(raw), device=self._device()),
-                torch.as_tensor(steps, device=self._device()),
-            )
-        if self.model.rew is not None:
-            steps = np.arange(self.layout.horizon)[None, :] < batch.lengths[:, None]
-            self.model.rew.fit_scale(
-                torch.as_tensor(self.normalizer.normalize(raw), device=self._device()),
-                torch.as_tensor(raw[:, self.model.rew.out_rows], device=self._device()),
-                torch.as_tensor(steps, device=self._device()),
-            )
+            step_mask = torch.as_tensor(steps, device=dev)
+            if inv is not None:
+                inv.fit_scale(x0, step_mask)
+            if rew is not None:
+                rew.fit_scale(x0, torch.as_tensor(raw[:, rew.out_rows], device=dev), step_mask)
         self.ema = EMA(self.model.net, beta=cfg.ema_decay, update_after_step=0, update_every=1)
         self.source = {
             "dataset_id": batch.dataset_id,

@@ -21,12 +21,22 @@ from diffusion_agents.eaq.encode import EpisodeLayout
 from diffusion_agents.networks import MLP, TemporalUNet
 
 
+def rows_of(layout: EpisodeLayout, kinds: tuple[str, ...]) -> list[int]:
+    """Rows of every segment whose kind is in ``kinds``, in layout order (a plain list, which
+    indexes a tensor on any device)."""
+    return [r for s in layout.segments if s.kind in kinds for r in range(s.start, s.stop)]
+
+
 def q_input_rows(layout: EpisodeLayout) -> list[int]:
     """Rows ``Q_phi`` reads: every agent's observation, alive flag and action block."""
-    kinds = ("obs", "alive", "action_onehot", "action")
-    return [
-        r for s in layout.segments if s.kind in kinds for r in range(s.start, s.stop)
-    ]
+    return rows_of(layout, ("obs", "alive", "action_onehot", "action"))
+
+
+def change_std(change: torch.Tensor) -> torch.Tensor:
+    """Per-row standard deviation of real one-step changes ``(transitions, rows)``; 1 for a
+    row whose changes are constant or not finite, and for fewer than two transitions."""
+    s = change.std(dim=0) if change.shape[0] > 1 else change.new_ones(change.shape[-1])
+    return torch.where(torch.isfinite(s) & (s > 1e-6), s, torch.ones_like(s))
 
 
 class QTotal(nn.Module):
@@ -132,9 +142,7 @@ class InverseDynamics(nn.Module):
         for i, p in enumerate(self.parts):
             w = self.transitions(x0, step_mask, i)
             obs = x0[:, p["obs"], :]
-            d = (obs[..., 1:] - obs[..., :-1]).transpose(1, 2)[w]  # (n, obs_dim)
-            s = d.std(dim=0) if d.shape[0] > 1 else d.new_ones(d.shape[-1])
-            scales.append(torch.where(torch.isfinite(s) & (s > 1e-6), s, torch.ones_like(s)))
+            scales.append(change_std((obs[..., 1:] - obs[..., :-1]).transpose(1, 2)[w]))
         self.delta_scale.copy_(torch.cat(scales))
 
     def transitions(self, x: torch.Tensor, step_mask: torch.Tensor | None, i: int) -> torch.Tensor:
@@ -223,15 +231,9 @@ class RewardModel(nn.Module):
 
     def __init__(self, *, layout: EpisodeLayout, hidden: int = 256) -> None:
         super().__init__()
-
-        def rows(kinds: tuple[str, ...]) -> list[int]:
-            return [r for seg in layout.segments if seg.kind in kinds
-                    for r in range(seg.start, seg.stop)]
-
-        # plain lists index a tensor on any device
-        self.now_rows = rows(self.NOW)
-        self.next_rows = rows(self.NEXT)
-        self.change_rows = rows(("obs", "state"))
+        self.now_rows = rows_of(layout, self.NOW)
+        self.next_rows = rows_of(layout, self.NEXT)
+        self.change_rows = rows_of(layout, ("obs", "state"))
         self.out_rows = [int(r) for r in layout.rows("reward")] + [layout.row("team_reward")]
         n_in = len(self.now_rows) + len(self.next_rows) + len(self.change_rows)
         self.mlp = MLP(n_in, len(self.out_rows), hidden=(hidden, hidden))
@@ -256,11 +258,7 @@ class RewardModel(nn.Module):
         self.scale.copy_(torch.where(top > 1e-8, top, torch.ones_like(top)))
         if self.change_rows:
             change = x0[:, self.change_rows, 1:] - x0[:, self.change_rows, :-1]
-            d = change.transpose(1, 2)[step_mask[:, :-1]]  # (transitions, change rows)
-            s = d.std(dim=0) if d.shape[0] > 1 else d.new_ones(d.shape[-1])
-            self.change_scale.copy_(
-                torch.where(torch.isfinite(s) & (s > 1e-6), s, torch.ones_like(s))
-            )
+            self.change_scale.copy_(change_std(change.transpose(1, 2)[step_mask[:, :-1]]))
 
     def loss(
         self, x0: torch.Tensor, rewards: torch.Tensor, step_mask: torch.Tensor
