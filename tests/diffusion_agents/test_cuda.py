@@ -171,6 +171,41 @@ def _first_round(aug: EAQAugmenter, seed: int) -> np.ndarray:
     return x.cpu().numpy()
 
 
+# every model EAQ can fit beside f_theta and Q_phi, and every tensor it keeps (anchors, change
+# scales, conservative Q), on one config: each puts its own tensors on the device
+EAQ_ALL_OPTIONS = dict(
+    condition="start_length", reward_decoder="model", action_decoder="inverse_dynamics",
+    obs_deltas=True, dynamics_weight=0.1, q_conservative=0.1, reward_norm="quantile",
+)
+
+
+def eaq_with_all_options(src, device: str | None) -> EAQAugmenter:
+    cfg = EAQ_TINY.replace(device=device, **EAQ_ALL_OPTIONS)
+    return EAQAugmenter(cfg).fit(src, show_progress=False)
+
+
+@pytest.mark.cuda
+@needs_cuda
+def test_eaq_with_every_option_fits_samples_and_moves_to_cpu_on_cuda(tmp_path):
+    src = _record_source(n=8)
+    aug = eaq_with_all_options(src, "cuda")
+    assert {p.device.type for p in aug.model.parameters()} == {"cuda"}
+    assert {b.device.type for b in aug.model.buffers()} == {"cuda"}
+    assert np.isfinite([m["model"] for m in aug.history]).all()
+    for key in ("rew_fit", "inv_fit", "dyn_fit"):
+        assert key in aug.history[-1], key
+    a = aug.sample(12, seed=3, show_progress=False)
+    b = aug.sample(12, seed=3, show_progress=False)
+    np.testing.assert_array_equal(a.raw, b.raw)
+    assert a.batch.num_episodes == 12 and a.anchors is not None
+    on_cpu = EAQAugmenter.load(aug.save(tmp_path / "eaq"))
+    assert {p.device.type for p in on_cpu.model.parameters()} == {"cpu"}
+    c = on_cpu.sample(12, seed=3, show_progress=False)
+    assert c.batch.num_episodes == 12
+    # the same anchors (real starts) on both devices: they are data, not sampled values
+    np.testing.assert_array_equal(c.anchors, a.anchors)
+
+
 @pytest.mark.cuda
 @needs_cuda
 def test_eaq_augment_on_cuda_writes_a_new_dataset(minari_root):
