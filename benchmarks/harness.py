@@ -255,7 +255,33 @@ def dataset_info(dataset_id: str) -> dict[str, Any]:
         "info_keys": list(ma.get("info_keys", [])),
         # what a derived dataset (an EAQ or oracle augmentation) was made from: the report pairs them
         "source_dataset_id": (ma.get("eaq") or ma.get("oracle") or {}).get("source_dataset_id"),
+        "generator": generator_key(ma.get("eaq")),
     }
+
+
+# settings that draw another replicate of the same transform, not another transform
+REPLICATE_SETTINGS = ("seed", "device")
+
+
+def generator_key(eaq: dict[str, Any] | None) -> str | None:
+    """What made an EAQ augmentation, less its seed and device: the EAQ settings, λ, the
+    fit length and the number of synthetic episodes, as sorted JSON. Augmentations of one
+    source with the same key are replicates (``report.replicate_differences`` pools them)."""
+    if not eaq or not isinstance(eaq.get("settings"), dict):
+        return None
+    from diffusion_agents.eaq import EAQConfig
+
+    settings = eaq["settings"]
+    try:  # an older record lacks the options added since: their defaults applied
+        settings = EAQConfig.from_dict(settings).to_dict()
+    except (TypeError, ValueError):
+        pass
+    settings = {k: v for k, v in settings.items() if k not in REPLICATE_SETTINGS}
+    key = {
+        "settings": settings,
+        **{k: eaq.get(k) for k in ("q_weight", "fit_steps", "num_synthetic_episodes", "synthetic_only")},
+    }
+    return json.dumps(key, sort_keys=True, default=str)
 
 
 def _opt_float(x: Any) -> float | None:

@@ -140,6 +140,7 @@ def summarize(
             poi[f"{x} > {y} (on {', '.join(shared)})"] = est.to_dict()
     paired = paired_differences(results, improvement_pairs(entries), reps=reps, seed=seed)
     derived = dataset_differences(results, infos, reps=reps, seed=seed)
+    replicates = replicate_differences(results, infos, reps=reps, seed=seed)
     data_rows = {}
     for t in tasks:
         r0 = next(r for r in results if task_label(r) == t)
@@ -164,6 +165,7 @@ def summarize(
         "probability_of_improvement": poi,
         "paired_differences": paired,
         "dataset_differences": derived,
+        "replicate_differences": replicates,
         "datasets": data_rows,
         "bootstrap": {"reps": reps, "seed": seed, "ci": 0.95, "kind": "stratified percentile"},
     }
@@ -215,6 +217,64 @@ def dataset_differences(
         if est is not None:
             label = f"{task}:{dataset.split('/')[-1]} - {source.split('/')[-1]}"
             out[entry][label] = est
+    return dict(out)
+
+
+def replicate_differences(
+    results: list[dict[str, Any]], infos: dict[str, dict[str, Any]], *,
+    reps: int = stats.DEFAULT_REPS, seed: int = 0,
+) -> dict[str, dict[str, Any]]:
+    """``{entry: {"<task>:<d1> + <d2> + ... - <source>": {...}}}``: derived datasets made from
+    one source by the same generator settings, differing only in the transform's seed (or
+    the device it ran on; ``infos[d]["generator"]``), pooled: each against the source as in
+    :func:`dataset_differences`, averaged over the replicates, with an interval that also
+    resamples the replicates (:func:`benchmarks.stats.pooled_paired_difference`). One fit of
+    a generator is one draw of the transform; this is the estimate over its seeds. Only
+    groups of two or more replicates and the seeds every one of them shares with the source."""
+    by_key: dict[tuple[str, str, str], dict[int, dict[str, Any]]] = defaultdict(dict)
+    for r in results:
+        run = r["run"]
+        by_key[(run["task"], run["dataset"], r["entry"])][int(run["seed"])] = r
+    groups: dict[tuple[str, str, str, str], list[str]] = defaultdict(list)
+    for (task, dataset, entry) in sorted(by_key):
+        info = infos.get(dataset) or {}
+        source, gen = info.get("source_dataset_id"), info.get("generator")
+        if source and gen and (task, source, entry) in by_key:
+            groups[(task, source, entry, gen)].append(dataset)
+    out: dict[str, dict[str, Any]] = defaultdict(dict)
+    for (task, source, entry, _), datasets in groups.items():
+        if len(datasets) < 2:
+            continue
+        src = by_key[(task, source, entry)]
+        field = "normalized" if all(r.get("normalized") is not None for r in src.values()) else "returns"
+        seeds = sorted(
+            s for s in src
+            if all(
+                s in by_key[(task, d, entry)]
+                and by_key[(task, d, entry)][s].get("eval_seeds") == src[s].get("eval_seeds")
+                and by_key[(task, d, entry)][s].get(field) is not None
+                for d in datasets
+            )
+        )
+        if not seeds:
+            continue
+        diffs = np.array([
+            [np.subtract(by_key[(task, d, entry)][s][field], src[s][field]) for s in seeds]
+            for d in datasets
+        ])
+        est = stats.pooled_paired_difference(diffs, reps=reps, seed=seed)
+        base = float(np.mean([np.mean(src[s][field]) for s in seeds]))
+        label = f"{task}:{' + '.join(d.split('/')[-1] for d in datasets)} - {source.split('/')[-1]}"
+        out[entry][label] = {
+            **est.to_dict(),
+            "unit": "normalized" if field == "normalized" else "return",
+            "fits": len(datasets),
+            "seeds": len(seeds),
+            "episodes": int(diffs.shape[1] * diffs.shape[2]),  # per replicate
+            "per_fit": diffs.mean(axis=(1, 2)).tolist(),
+            "mean_y": base,
+            "relative": est.value / abs(base) if abs(base) > 1e-6 else None,
+        }
     return dict(out)
 
 
@@ -318,6 +378,15 @@ def leaderboard_markdown(summary: dict[str, Any], *, title: str, footer: str = "
         "the same entry trained on each, paired over the same evaluation episodes as above.",
         ("algorithm", "task: dataset − source"),
         [((e, label), d) for e, by_pair in derived.items() for label, d in by_pair.items()],
+    )
+    pooled = summary.get("replicate_differences") or {}
+    lines += _diff_table(
+        "Replicate augmentations pooled (the same generator settings, other transform seeds): "
+        "the mean of the rows above over the replicates; 95 % CI resampling training seeds, "
+        "then replicates, then episodes.",
+        ("algorithm", "task: replicates − source"),
+        [((e, f"{label} ({d['fits']} fits: {', '.join(f'{v:+.1f}' for v in d['per_fit'])})"), d)
+         for e, by_group in pooled.items() for label, d in by_group.items()],
     )
     for t in summary["tasks"]:
         rows = summary["per_task"][t]

@@ -138,6 +138,35 @@ def probability_of_improvement(
     return Estimate(point, float(low), float(high))
 
 
+def pooled_paired_difference(
+    diffs: np.ndarray, *, reps: int = DEFAULT_REPS, seed: int = 0
+) -> Estimate:
+    """Mean paired difference over replicate transforms, training seeds and episodes.
+
+    ``diffs`` is ``(fits, seeds, episodes)``: ``diffs[f, s]`` holds training seed ``s``'s
+    per-episode differences between a learner trained on replicate ``f`` of an augmentation
+    (the same generator settings, another transform seed) and the same learner, same seed,
+    trained on the source dataset, over the same evaluation episodes. The interval adds the
+    transform's own randomness to :func:`paired_difference`'s: each bootstrap draw resamples
+    training seeds (one draw for all replicates, since every replicate's difference subtracts
+    the same run on the source), then replicates, then episodes within each (replicate, seed).
+    """
+    d = np.asarray(diffs, np.float64)
+    if d.ndim != 3 or min(d.shape) == 0:
+        raise ValueError(f"diffs must be (fits, seeds, episodes) with no empty axis, got {d.shape}")
+    if not np.all(np.isfinite(d)):
+        raise ValueError("diffs contain NaN or inf")
+    n_fits, n_seeds, n_eps = d.shape
+    rng = np.random.RandomState(seed)
+    boot = np.empty(reps)
+    for r in range(reps):
+        cells = d[rng.randint(0, n_fits, n_fits)][:, rng.randint(0, n_seeds, n_seeds)]
+        eps = rng.randint(0, n_eps, cells.shape)
+        boot[r] = np.take_along_axis(cells, eps, axis=2).mean()
+    low, high = np.percentile(boot, [2.5, 97.5])
+    return Estimate(float(d.mean()), float(low), float(high))
+
+
 def paired_difference(
     x: list[np.ndarray], y: list[np.ndarray], *, reps: int = DEFAULT_REPS, seed: int = 0
 ) -> Estimate:

@@ -135,6 +135,8 @@ class EAQAugmenter:
         self.source: dict[str, Any] = {}
         self.history: list[dict[str, float]] = []
         self.steps_done = 0
+        # how the model was fitted, kept when a loaded model samples with another seed/device
+        self.fit_settings: dict[str, Any] = {}
         # condition != "none": (real episodes, anchored entries) normalized anchor values
         self.anchors: torch.Tensor | None = None
 
@@ -188,6 +190,7 @@ class EAQAugmenter:
         cfg = self.config
         raw = self._setup(batch)
         dev = self._device()
+        self.fit_settings = {"seed": cfg.seed, "device": str(dev)}
         data = torch.as_tensor(self.normalizer.normalize(raw), device=dev)
         if self.model.anchor_mask is not None:
             self.anchors = data[:, self.model.anchor_mask].cpu().contiguous()
@@ -473,6 +476,7 @@ class EAQAugmenter:
                 "normalizer": self.normalizer.to_dict(),
                 "source": self.source,
                 "steps_done": self.steps_done,
+                "fit_settings": self.fit_settings,
             }
             (tmp / "config.json").write_text(json.dumps(meta, indent=1, default=_json_default))
             os.rename(tmp, path)
@@ -507,6 +511,9 @@ class EAQAugmenter:
         self.normalizer = RowNormalizer.from_dict(meta["normalizer"])
         self.source = meta.get("source", {})
         self.steps_done = int(meta.get("steps_done", 0))
+        self.fit_settings = meta.get("fit_settings") or {
+            "seed": meta["config"].get("seed"), "device": meta["config"].get("device")
+        }
         self.model = EAQModel(layout=self.layout, config=config)
         self.ema = EMA(self.model.net, beta=config.ema_decay, update_after_step=0, update_every=1)
         tensors = load_file(str(w_file))
@@ -666,6 +673,9 @@ def augment(
         # fitted dataset (settings' source, "fitted_on") whose start (and length) it keeps
         "anchor_episodes": None if result.anchors is None else result.anchors.tolist(),
         "fitted_on": augmenter.source.get("dataset_id"),
+        # the fit's own seed and device; "settings" holds the sampling ones (they differ
+        # when a saved model samples with another seed, e.g. `augment --from-model --seed`)
+        "fit_settings": augmenter.fit_settings,
     }
     ma["eaq"] = eaq_meta
     metadata: dict[str, Any] = {k: src_meta[k] for k in SOURCE_META if k in src_meta}

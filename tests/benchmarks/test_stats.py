@@ -214,6 +214,76 @@ def test_summary_pairs_a_derived_dataset_with_its_source():
     assert summarize(results, {}, reps=200)["dataset_differences"] == {}
 
 
+def test_pooled_difference_counts_the_spread_between_replicates():
+    rng = np.random.RandomState(0)
+    noise = rng.normal(0.0, 1.0, (4, 10, 50))
+    agree = 5.0 + noise  # four replicates with the same effect
+    disagree = noise + np.array([15.0, -5.0, 12.0, -2.0])[:, None, None]  # same mean, 5.0
+    a = stats.pooled_paired_difference(agree, reps=500)
+    b = stats.pooled_paired_difference(disagree, reps=500)
+    assert a.value == pytest.approx(agree.mean()) and b.value == pytest.approx(disagree.mean())
+    assert a.low < a.value < a.high and b.low < b.value < b.high
+    # seeds and episodes alone would give both the same narrow interval; the replicates'
+    # disagreement must widen it (it spans -5 .. 15 here)
+    assert (b.high - b.low) > 5 * (a.high - a.low)
+    assert stats.pooled_paired_difference(disagree, reps=500) == b  # seeded
+    with pytest.raises(ValueError, match="fits, seeds, episodes"):
+        stats.pooled_paired_difference(np.zeros((2, 3)))
+    with pytest.raises(ValueError, match="NaN"):
+        stats.pooled_paired_difference(np.full((2, 2, 2), np.nan))
+
+
+def test_summary_pools_replicate_augmentations_of_one_generator():
+    from benchmarks.report import leaderboard_markdown, summarize
+
+    def result(dataset, seed, scores):
+        return {
+            "run": {"task": "t", "dataset": f"ns/{dataset}", "seed": seed}, "entry": "iql",
+            "mean_normalized": float(np.mean(scores)), "mean_return": 0.0,
+            "normalized": list(scores), "returns": list(scores), "eval_seeds": [1, 2],
+            "win_rate": None, "train_seconds": 0.0,
+        }
+
+    base = {0: [10.0, 20.0], 1: [30.0, 40.0]}
+    shift = {"a-s1": 4.0, "a-s2": 2.0, "b-s1": -3.0}
+    results = [result("medium-v0", s, v) for s, v in base.items()]
+    results += [result(d, s, [x + k for x in v]) for d, k in shift.items() for s, v in base.items()]
+    gen_a, gen_b = '{"q_weight": 0.0}', '{"q_weight": 0.3}'
+    infos = {
+        "ns/a-s1": {"source_dataset_id": "ns/medium-v0", "generator": gen_a},
+        "ns/a-s2": {"source_dataset_id": "ns/medium-v0", "generator": gen_a},
+        "ns/b-s1": {"source_dataset_id": "ns/medium-v0", "generator": gen_b},  # alone: no pool
+        "ns/medium-v0": {"source_dataset_id": None, "generator": None},
+    }
+    summary = summarize(results, infos, reps=200)
+    pooled = summary["replicate_differences"]
+    assert list(pooled) == ["iql"] and list(pooled["iql"]) == ["t:a-s1 + a-s2 - medium-v0"]
+    d = pooled["iql"]["t:a-s1 + a-s2 - medium-v0"]
+    assert d["value"] == pytest.approx(3.0) and d["per_fit"] == pytest.approx([4.0, 2.0])
+    assert d["fits"] == 2 and d["seeds"] == 2 and d["relative"] == pytest.approx(3.0 / 25.0)
+    assert "t:a-s1 + a-s2 - medium-v0 (2 fits: +4.0, +2.0) | 3.0 [" in leaderboard_markdown(
+        summary, title="t")
+
+
+def test_generator_key_ignores_only_the_seed_and_the_device():
+    from benchmarks.harness import generator_key
+
+    meta = {"settings": {"seed": 1, "device": "cuda", "dim": 128}, "q_weight": 0.3,
+            "fit_steps": 3000, "num_synthetic_episodes": 500, "synthetic_only": False}
+    other_seed = {**meta, "settings": {"seed": 4, "device": None, "dim": 128}}
+    assert generator_key(meta) == generator_key(other_seed)
+    assert generator_key(meta) != generator_key({**meta, "q_weight": 0.0})
+    assert generator_key(meta) != generator_key({**meta, "settings": {"seed": 1, "dim": 64}})
+    assert generator_key(None) is None and generator_key({"source_dataset_id": "x"}) is None
+    # a record written before an option existed matches one that states its default
+    from diffusion_agents.eaq import EAQConfig
+
+    full = {**meta, "settings": EAQConfig(seed=1, dim=128).to_dict()}
+    older = {**full, "settings": {k: v for k, v in full["settings"].items() if k != "reward_decoder"}}
+    assert generator_key(older) == generator_key(full)
+    assert generator_key(full) != generator_key({**full, "settings": {**full["settings"], "reward_decoder": "model"}})
+
+
 def test_run_commits_names_every_commit_once():
     from benchmarks.report import run_commits
 

@@ -183,10 +183,15 @@ def test_cli_augment_fits_saves_and_samples_from_a_saved_model(tmp_path, capsys)
     cfg = json.dumps(TINY.replace(n_steps=20).to_dict())
     ckpt = tmp_path / "eaq_model"
     args = ["augment", SOURCE, "--num-episodes", "3", "--config", cfg, "--quiet"]
-    assert main([*args, "--save-model", str(ckpt)]) == 0
+    assert main([*args, "--save-model", str(ckpt), "--seed", "3"]) == 0
     assert "wrote mpe2/spread2/tiny-eaq-v0: 4 real + 3 synthetic" in capsys.readouterr().out
     assert main([*args, "--from-model", str(ckpt), "--new-id", "mpe2/spread2/tiny2-v0"]) == 0
     assert minari.load_dataset("mpe2/spread2/tiny2-v0").total_episodes == 7
+    # the record keeps the fit's seed apart from the sampling seed it was drawn with
+    for new_id, sample_seed in (("tiny-eaq-v0", 3), ("tiny2-v0", 0)):
+        info = minari.load_dataset(f"mpe2/spread2/{new_id}").storage.metadata["multiagent"]["eaq"]
+        assert info["fit_settings"] == {"seed": 3, "device": "cpu"}, info["fit_settings"]
+        assert info["settings"]["seed"] == sample_seed
     # sampling settings apply to a saved model; training settings cannot silently change
     sampling = json.dumps({"sample_steps": 2})
     base = ["augment", SOURCE, "--num-episodes", "3", "--quiet", "--from-model", str(ckpt)]
