@@ -144,7 +144,12 @@ class EAQAugmenter:
     def _device(self) -> torch.device:
         return resolve_device(self.config.device)
 
-    def _setup(self, batch: EpisodeBatch) -> np.ndarray:
+    def _setup(
+        self, batch: EpisodeBatch
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Layout, normalizer, model and EMA for ``batch``; returns, on the device, the
+        normalized episodes ``(E, F, T)``, their real-step mask ``(E, T)`` and, with
+        ``reward_decoder="model"``, the reward model's raw targets ``(E, reward rows, T)``."""
         cfg = self.config
         self.layout = EpisodeLayout.from_batch(
             batch, gamma=cfg.gamma, obs_deltas=cfg.obs_deltas
@@ -156,16 +161,16 @@ class EAQAugmenter:
         self.normalizer = RowNormalizer.fit(raw, self.layout, quantile_rows)
         torch.manual_seed(cfg.seed)
         self.model = EAQModel(layout=self.layout, config=cfg).to(self._device())
+        dev = self._device()
+        data = torch.as_tensor(self.normalizer.normalize(raw), device=dev)
+        steps = np.arange(self.layout.horizon)[None, :] < batch.lengths[:, None]
+        step_mask = torch.as_tensor(steps, device=dev)
         inv, rew = self.model.inv, self.model.rew
-        if inv is not None or rew is not None:
-            dev = self._device()
-            x0 = torch.as_tensor(self.normalizer.normalize(raw), device=dev)
-            steps = np.arange(self.layout.horizon)[None, :] < batch.lengths[:, None]
-            step_mask = torch.as_tensor(steps, device=dev)
-            if inv is not None:
-                inv.fit_scale(x0, step_mask)
-            if rew is not None:
-                rew.fit_scale(x0, torch.as_tensor(raw[:, rew.out_rows], device=dev), step_mask)
+        rewards = None if rew is None else torch.as_tensor(raw[:, rew.out_rows], device=dev)
+        if inv is not None:
+            inv.fit_scale(data, step_mask)
+        if rew is not None:
+            rew.fit_scale(data, rewards, step_mask)
         self.ema = EMA(self.model.net, beta=cfg.ema_decay, update_after_step=0, update_every=1)
         self.source = {
             "dataset_id": batch.dataset_id,
@@ -175,7 +180,7 @@ class EAQAugmenter:
             "metadata": batch.metadata,
             "mean_return": float(batch.returns.mean()),
         }
-        return raw
+        return data, step_mask, rewards
 
     def fitter(
         self,
@@ -188,19 +193,13 @@ class EAQAugmenter:
         batch = dataset if isinstance(dataset, EpisodeBatch) else load_episodes(dataset)
         _check_multiagent(batch)
         cfg = self.config
-        raw = self._setup(batch)
+        # rewards: the reward model's targets, the real raw rewards (reward_decoder="model")
+        data, step_mask, rewards = self._setup(batch)
         dev = self._device()
         self.fit_settings = {"seed": cfg.seed, "device": str(dev)}
-        data = torch.as_tensor(self.normalizer.normalize(raw), device=dev)
         if self.model.anchor_mask is not None:
             self.anchors = data[:, self.model.anchor_mask].cpu().contiguous()
-        steps = np.arange(self.layout.horizon)[None, :] < batch.lengths[:, None]
-        step_mask = torch.as_tensor(steps, device=dev)
         model = self.model
-        # the reward model's targets: the real raw rewards (reward_decoder="model")
-        rewards = None if model.rew is None else torch.as_tensor(
-            raw[:, model.rew.out_rows], device=dev
-        )
         opt = torch.optim.Adam(model.net.parameters(), lr=cfg.learning_rate)
         # Q_phi and the dynamics models (when used) learn from the real data only
         aux = list(model.q.parameters())
