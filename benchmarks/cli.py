@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from collections.abc import Callable
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "main": ("benchmarks.main_job", "the README's main job (quick leaderboard)"),
@@ -33,6 +34,27 @@ def build_parser() -> argparse.ArgumentParser:
         module.add_arguments(p)
         p.set_defaults(_module=module)
     return parser
+
+
+def script_main(
+    module: str,
+    doc: str | None,
+    add_arguments: Callable[[argparse.ArgumentParser], None],
+    run: Callable[[argparse.Namespace], int],
+    argv: list[str] | None = None,
+) -> int:
+    """``main()`` of a benchmark script run as ``python -m <module>``.
+
+    The script keeps the sub-command pair (``add_arguments``, ``run``); this builds its
+    parser, with the module docstring kept as written, and runs it.
+    """
+    parser = argparse.ArgumentParser(
+        prog=f"python -m {module}",
+        description=doc,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_arguments(parser)
+    return int(run(parser.parse_args(argv)) or 0)
 
 
 def main(argv: list[str] | None = None) -> int:

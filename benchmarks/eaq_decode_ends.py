@@ -19,6 +19,8 @@ import argparse
 import sys
 from typing import Any
 
+from benchmarks.cli import script_main
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, help="folder of a saved EAQAugmenter")
@@ -122,10 +124,7 @@ def run(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.eaq_decode_ends", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_arguments(p)
-    return run(p.parse_args(argv))
+    return script_main("benchmarks.eaq_decode_ends", __doc__, add_arguments, run, argv)
 
 
 if __name__ == "__main__":

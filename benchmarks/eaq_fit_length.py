@@ -21,6 +21,8 @@ import sys
 import time
 from typing import Any
 
+from benchmarks.cli import script_main
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", default="mpe2/simple_spread/medium-v0")
@@ -110,10 +112,7 @@ def _f(x: float | None) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.eaq_fit_length", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_arguments(p)
-    return run(p.parse_args(argv))
+    return script_main("benchmarks.eaq_fit_length", __doc__, add_arguments, run, argv)
 
 
 if __name__ == "__main__":

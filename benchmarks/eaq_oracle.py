@@ -37,6 +37,8 @@ import math
 import sys
 from typing import Any
 
+from benchmarks.cli import script_main
+
 FRESH_SEED_BASE = 90_000_000  # env seed of fresh episode i: base + i
 
 
@@ -294,10 +296,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.eaq_oracle", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_arguments(p)
-    return run(p.parse_args(argv))
+    return script_main("benchmarks.eaq_oracle", __doc__, add_arguments, run, argv)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.cli import script_main
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("datasets", nargs="+", help="augmented dataset ids")
@@ -78,10 +80,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.eaq_rewards", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_arguments(p)
-    return run(p.parse_args(argv))
+    return script_main("benchmarks.eaq_rewards", __doc__, add_arguments, run, argv)
 
 
 if __name__ == "__main__":

@@ -26,6 +26,8 @@ import time
 
 import numpy as np
 
+from benchmarks.cli import script_main
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", default="mpe2/simple_spread/medium-v0")
@@ -101,10 +103,7 @@ def run(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.madiff_train_rate", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_arguments(p)
-    return run(p.parse_args(argv))
+    return script_main("benchmarks.madiff_train_rate", __doc__, add_arguments, run, argv)
 
 
 if __name__ == "__main__":
