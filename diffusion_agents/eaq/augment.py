@@ -159,9 +159,9 @@ class EAQAugmenter:
         if cfg.reward_norm == "quantile":
             quantile_rows = np.concatenate([self.layout.rows(k) for k in REWARD_KINDS])
         self.normalizer = RowNormalizer.fit(raw, self.layout, quantile_rows)
-        torch.manual_seed(cfg.seed)
-        self.model = EAQModel(layout=self.layout, config=cfg).to(self._device())
         dev = self._device()
+        torch.manual_seed(cfg.seed)
+        self.model = EAQModel(layout=self.layout, config=cfg).to(dev)
         data = torch.as_tensor(self.normalizer.normalize(raw), device=dev)
         steps = np.arange(self.layout.horizon)[None, :] < batch.lengths[:, None]
         step_mask = torch.as_tensor(steps, device=dev)
