@@ -200,3 +200,64 @@ def paired_difference(
         boot[r] = np.mean([diffs[p][rng.randint(0, diffs[p].size, diffs[p].size)].mean() for p in picks])
     low, high = np.percentile(boot, [2.5, 97.5])
     return Estimate(point, float(low), float(high))
+
+
+# The variance components of a ``(fits, seeds, episodes)`` difference array, in the order of
+# the model below; :func:`pooled_standard_error` divides each by what averages it out.
+COMPONENTS = ("fit", "seed", "fit_x_seed", "episode", "residual")
+
+
+def replicate_variance_components(diffs: np.ndarray) -> dict[str, float]:
+    """Where the noise of a pooled replicate difference comes from.
+
+    ``diffs`` is :func:`pooled_paired_difference`'s ``(fits, seeds, episodes)`` array: fits
+    crossed with training seeds, and each seed's evaluation episodes shared by every fit.
+    The model is ``d[f, s, e] = mu + fit[f] + seed[s] + fit_x_seed[f, s] + episode[s, e] +
+    residual[f, s, e]``: ``fit`` is how one transform seed differs from another for every
+    learner, ``fit_x_seed`` one learner run's own luck on one fit, ``episode`` what an
+    evaluation episode shares across fits (mostly the source run's score on it, which every
+    fit's difference subtracts). Returns the variance of each (the balanced-design ANOVA
+    estimates from the expected mean squares; a negative estimate, which sampling noise can
+    give, is reported as 0). The design is balanced, so these closed forms need no
+    mixed-model fit (and no statsmodels, which the project does not otherwise use).
+    """
+    d = np.asarray(diffs, np.float64)
+    if d.ndim != 3 or min(d.shape) < 2:
+        raise ValueError(f"diffs must be (fits, seeds, episodes) with each axis >= 2, got {d.shape}")
+    if not np.all(np.isfinite(d)):
+        raise ValueError("diffs contain NaN or inf")
+    n_f, n_s, n_e = d.shape
+    m = d.mean()
+    cell = d.mean(axis=2)  # (F, S)
+    fit_m, seed_m = cell.mean(axis=1), cell.mean(axis=0)
+    ep_m = d.mean(axis=0)  # (S, E)
+    ms_f = n_s * n_e * np.sum((fit_m - m) ** 2) / (n_f - 1)
+    ms_s = n_f * n_e * np.sum((seed_m - m) ** 2) / (n_s - 1)
+    ms_fs = n_e * np.sum((cell - fit_m[:, None] - seed_m[None, :] + m) ** 2) / ((n_f - 1) * (n_s - 1))
+    ms_g = n_f * np.sum((ep_m - seed_m[:, None]) ** 2) / (n_s * (n_e - 1))
+    resid = d - cell[:, :, None] - ep_m[None] + seed_m[None, :, None]
+    ms_r = np.sum(resid**2) / ((n_f - 1) * n_s * (n_e - 1))
+    est = {
+        "fit": (ms_f - ms_fs) / (n_s * n_e),
+        "seed": (ms_s - ms_fs - ms_g + ms_r) / (n_f * n_e),
+        "fit_x_seed": (ms_fs - ms_r) / n_e,
+        "episode": (ms_g - ms_r) / n_f,
+        "residual": ms_r,
+    }
+    return {k: float(max(v, 0.0)) for k, v in est.items()}
+
+
+def pooled_standard_error(
+    components: Mapping[str, float], fits: int, seeds: int, episodes: int
+) -> dict[str, float]:
+    """Standard error of the pooled mean difference for a design of ``fits`` × ``seeds`` ×
+    ``episodes``, from :func:`replicate_variance_components`: ``{"total": se, component:
+    its share of the variance}``. With the measured design's sizes it is the standard error
+    of the estimate in hand; with others, what more fits or more seeds would buy."""
+    div = {"fit": fits, "seed": seeds, "fit_x_seed": fits * seeds,
+           "episode": seeds * episodes, "residual": fits * seeds * episodes}
+    parts = {k: components[k] / div[k] for k in COMPONENTS}
+    total = sum(parts.values())
+    out = {"total": float(np.sqrt(total))}
+    out.update({k: float(v / total) if total > 0 else 0.0 for k, v in parts.items()})
+    return out

@@ -294,3 +294,40 @@ def test_run_commits_names_every_commit_once():
         {"versions": {}},
     ]
     assert run_commits(runs) == ["b72d5f8837", "7f1fb502b4", "?"]
+
+
+def _crossed(rng, sd, shape):
+    n_f, n_s, n_e = shape
+    return (
+        rng.normal(0, sd["fit"], (n_f, 1, 1)) + rng.normal(0, sd["seed"], (1, n_s, 1))
+        + rng.normal(0, sd["fit_x_seed"], (n_f, n_s, 1)) + rng.normal(0, sd["episode"], (1, n_s, n_e))
+        + rng.normal(0, sd["residual"], shape)
+    )
+
+
+def test_variance_components_recover_a_known_crossed_design():
+    sd = {"fit": 0.5, "seed": 1.0, "fit_x_seed": 0.7, "episode": 2.0, "residual": 3.0}
+    rng = np.random.default_rng(0)
+    # one design's estimates are noisy (a variance from 10 fits); their mean is not biased
+    ests = [stats.replicate_variance_components(_crossed(rng, sd, (10, 10, 20))) for _ in range(200)]
+    for k, v in sd.items():
+        assert np.mean([e[k] for e in ests]) == pytest.approx(v**2, rel=0.15), k
+    # no fit effect at all: estimated near 0, never negative
+    est0 = stats.replicate_variance_components(_crossed(rng, {**sd, "fit": 0.0}, (8, 10, 50)))
+    assert 0.0 <= est0["fit"] < 0.05
+    with pytest.raises(ValueError, match="each axis >= 2"):
+        stats.replicate_variance_components(np.zeros((1, 3, 3)))
+
+
+def test_pooled_standard_error_matches_the_spread_of_repeated_designs():
+    sd = {"fit": 0.3, "seed": 0.5, "fit_x_seed": 0.6, "episode": 2.0, "residual": 2.5}
+    shape = (6, 10, 20)
+    rng = np.random.default_rng(1)
+    means = [_crossed(rng, sd, shape).mean() for _ in range(400)]
+    se = stats.pooled_standard_error({k: v**2 for k, v in sd.items()}, *shape)
+    assert se["total"] == pytest.approx(np.std(means), rel=0.15)
+    assert sum(se[k] for k in stats.COMPONENTS) == pytest.approx(1.0)
+    # twice the seeds: the seed-level parts halve, the fit part does not move
+    se2 = stats.pooled_standard_error({k: v**2 for k, v in sd.items()}, 6, 20, 20)
+    assert se2["total"] < se["total"]
+    assert se2["fit"] > se["fit"]
