@@ -74,6 +74,12 @@ def replicate_diffs(
     )
     if len(seeds) < 2:
         raise ValueError(f"the replicates share fewer than 2 paired seeds with {source!r}")
+    unnormalized = [
+        d for d in [_last(source), *reps]
+        if any(by[d][s].get("normalized") is None for s in seeds)
+    ]
+    if unnormalized:
+        raise ValueError(f"no normalized scores (the dataset has no reference scores): {unnormalized}")
     diffs = np.array([
         [np.subtract(by[d][s]["normalized"], src[s]["normalized"]) for s in seeds] for d in reps
     ])

@@ -66,3 +66,8 @@ def test_bad_inputs_are_named(tmp_path) -> None:
                              "--entry", "bc"])
     with pytest.raises(ValueError, match="need >= 2 replicates matching 'medium-\\*'"):
         eaq_replicates.main([str(tmp_path), "--source", "poor-v0", "--replicates", "medium-*"])
+    rows = [json.loads(line) for line in (tmp_path / "runs.jsonl").read_text().splitlines()]
+    rows[0]["normalized"] = None  # the source, seed 0
+    (tmp_path / "runs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(ValueError, match="no normalized scores.*'poor-v0'"):
+        eaq_replicates.main([str(tmp_path), "--source", "poor-v0", "--replicates", "poor-eaqs*"])
