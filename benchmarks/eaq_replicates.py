@@ -35,6 +35,7 @@ import numpy as np
 
 from benchmarks import stats
 from benchmarks.cli import script_main
+from benchmarks.report import runs_by_dataset
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -57,14 +58,16 @@ def replicate_diffs(
 ) -> tuple[np.ndarray, list[str], list[int]]:
     """``(fits, seeds, episodes)`` normalized-score differences replicate − source, over the
     seeds every replicate shares with the source on the same evaluation episodes; with the
-    replicates' ids and the seeds."""
-    by: dict[str, dict[int, dict[str, Any]]] = {}
-    for r in runs:
-        if r["entry"] == entry:
-            by.setdefault(_last(r["run"]["dataset"]), {})[int(r["run"]["seed"])] = r
-    src = by.get(_last(source))
-    if not src:
-        raise ValueError(f"no {entry} runs on the source {source!r} in these results")
+    replicates' ids and the seeds. The grid must train ``entry`` on the source in one task."""
+    by_key = runs_by_dataset(runs)
+    tasks = sorted(t for (t, d, e) in by_key if e == entry and _last(d) == _last(source))
+    if len(tasks) != 1:
+        raise ValueError(
+            f"need {entry} runs on the source {source!r} in exactly one task of these results, "
+            f"found {tasks}"
+        )
+    by = {_last(d): seeds for (t, d, e), seeds in by_key.items() if t == tasks[0] and e == entry}
+    src = by[_last(source)]
     reps = sorted(d for d in by if d != _last(source) and fnmatch.fnmatch(d, pattern))
     if len(reps) < 2:
         raise ValueError(f"need >= 2 replicates matching {pattern!r} with {entry} runs, found {reps}")

@@ -194,7 +194,7 @@ def paired_differences(
     return out
 
 
-def _runs_by_dataset(
+def runs_by_dataset(
     results: list[dict[str, Any]],
 ) -> dict[tuple[str, str, str], dict[int, dict[str, Any]]]:
     """``{(task, dataset, entry): {seed: result}}``."""
@@ -215,7 +215,7 @@ def dataset_differences(
     same evaluation episodes as :func:`paired_differences`. This is how a grid that lists an
     original tier and its augmentations as ``datasets`` of one task reads "augmented −
     original" for every learner."""
-    by_key = _runs_by_dataset(results)
+    by_key = runs_by_dataset(results)
     out: dict[str, dict[str, Any]] = defaultdict(dict)
     for (task, dataset, entry), runs in sorted(by_key.items()):
         source = (infos.get(dataset) or {}).get("source_dataset_id")
@@ -239,7 +239,7 @@ def replicate_differences(
     resamples the replicates (:func:`benchmarks.stats.pooled_paired_difference`). One fit of
     a generator is one draw of the transform; this is the estimate over its seeds. Only
     groups of two or more replicates and the seeds every one of them shares with the source."""
-    by_key = _runs_by_dataset(results)
+    by_key = runs_by_dataset(results)
     groups: dict[tuple[str, str, str, str], list[str]] = defaultdict(list)
     for (task, dataset, entry) in sorted(by_key):
         info = infos.get(dataset) or {}

@@ -61,7 +61,7 @@ def test_report_splits_the_noise_and_projects_more_seeds(tmp_path, capsys) -> No
 
 def test_bad_inputs_are_named(tmp_path) -> None:
     _write(tmp_path, fits=3, seeds=3, episodes=4, spread=0.0)
-    with pytest.raises(ValueError, match="no bc runs on the source"):
+    with pytest.raises(ValueError, match="need bc runs on the source 'poor-v0' in exactly one task"):
         eaq_replicates.main([str(tmp_path), "--source", "poor-v0", "--replicates", "poor-eaqs*",
                              "--entry", "bc"])
     with pytest.raises(ValueError, match="need >= 2 replicates matching 'medium-\\*'"):
