@@ -35,7 +35,7 @@ import numpy as np
 
 from benchmarks import stats
 from benchmarks.cli import script_main
-from benchmarks.report import runs_by_dataset
+from benchmarks.report import paired_seed_diffs, runs_by_dataset
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -71,21 +71,14 @@ def replicate_diffs(
     reps = sorted(d for d in by if d != _last(source) and fnmatch.fnmatch(d, pattern))
     if len(reps) < 2:
         raise ValueError(f"need >= 2 replicates matching {pattern!r} with {entry} runs, found {reps}")
-    seeds = sorted(
-        s for s in src
-        if all(s in by[d] and by[d][s]["eval_seeds"] == src[s]["eval_seeds"] for d in reps)
-    )
-    if len(seeds) < 2:
-        raise ValueError(f"the replicates share fewer than 2 paired seeds with {source!r}")
     unnormalized = [
-        d for d in [_last(source), *reps]
-        if any(by[d][s].get("normalized") is None for s in seeds)
+        d for d in [_last(source), *reps] if any(r.get("normalized") is None for r in by[d].values())
     ]
     if unnormalized:
         raise ValueError(f"no normalized scores (the dataset has no reference scores): {unnormalized}")
-    diffs = np.array([
-        [np.subtract(by[d][s]["normalized"], src[s]["normalized"]) for s in seeds] for d in reps
-    ])
+    diffs, seeds = paired_seed_diffs(src, [by[d] for d in reps], "normalized")
+    if len(seeds) < 2:
+        raise ValueError(f"the replicates share fewer than 2 paired seeds with {source!r}")
     return diffs, reps, seeds
 
 

@@ -228,6 +228,24 @@ def dataset_differences(
     return dict(out)
 
 
+def paired_seed_diffs(
+    source: dict[int, dict[str, Any]], replicates: list[dict[int, dict[str, Any]]], field: str
+) -> tuple[np.ndarray, list[int]]:
+    """``(replicates, seeds, episodes)`` per-episode differences replicate − source in
+    ``field`` (``"normalized"`` or ``"returns"``), over the seeds on which the source and
+    every replicate (``{seed: result}`` each) ran the same evaluation episodes and report the
+    field; with those seeds (ascending). The pairing rule of :func:`replicate_differences`."""
+    seeds = sorted(
+        s for s, run in source.items()
+        if run.get("eval_seeds") and run.get(field) is not None and all(
+            s in r and r[s].get("eval_seeds") == run["eval_seeds"] and r[s].get(field) is not None
+            for r in replicates
+        )
+    )
+    diffs = np.array([[np.subtract(r[s][field], source[s][field]) for s in seeds] for r in replicates])
+    return diffs, seeds
+
+
 def replicate_differences(
     results: list[dict[str, Any]], infos: dict[str, dict[str, Any]], *,
     reps: int = stats.DEFAULT_REPS, seed: int = 0,
@@ -252,21 +270,9 @@ def replicate_differences(
             continue
         src = by_key[(task, source, entry)]
         field = "normalized" if all(r.get("normalized") is not None for r in src.values()) else "returns"
-        seeds = sorted(
-            s for s in src
-            if all(
-                s in by_key[(task, d, entry)]
-                and by_key[(task, d, entry)][s].get("eval_seeds") == src[s].get("eval_seeds")
-                and by_key[(task, d, entry)][s].get(field) is not None
-                for d in datasets
-            )
-        )
+        diffs, seeds = paired_seed_diffs(src, [by_key[(task, d, entry)] for d in datasets], field)
         if not seeds:
             continue
-        diffs = np.array([
-            [np.subtract(by_key[(task, d, entry)][s][field], src[s][field]) for s in seeds]
-            for d in datasets
-        ])
         est = stats.pooled_paired_difference(diffs, reps=reps, seed=seed)
         base = float(np.mean([np.mean(src[s][field]) for s in seeds]))
         label = f"{task}:{' + '.join(d.split('/')[-1] for d in datasets)} - {source.split('/')[-1]}"

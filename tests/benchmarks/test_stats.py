@@ -265,6 +265,24 @@ def test_summary_pools_replicate_augmentations_of_one_generator():
         summary, title="t")
 
 
+def test_paired_seed_diffs_keeps_only_seeds_every_replicate_shares():
+    from benchmarks.report import paired_seed_diffs
+
+    def run(scores, eval_seeds=(1, 2)):
+        return {"normalized": scores, "eval_seeds": list(eval_seeds)}
+
+    source = {0: run([1.0, 2.0]), 1: run([3.0, 4.0]), 2: run([5.0, 6.0]), 3: run(None)}
+    reps = [
+        {0: run([2.0, 2.0]), 1: run([3.0, 5.0]), 3: run([0.0, 0.0])},  # no seed 2
+        {0: run([1.0, 4.0]), 1: run([3.0, 4.0], eval_seeds=(7, 8)), 2: run([5.0, 6.0])},
+    ]
+    diffs, seeds = paired_seed_diffs(source, reps, "normalized")
+    # seed 1: other episodes in the second replicate; 2: absent from the first; 3: no scores
+    assert seeds == [0]
+    np.testing.assert_array_equal(diffs, [[[1.0, 0.0]], [[0.0, 2.0]]])
+    assert diffs.shape == (2, 1, 2)  # (replicates, seeds, episodes)
+
+
 def test_generator_key_ignores_only_the_seed_and_the_device():
     from benchmarks.harness import generator_key
 
