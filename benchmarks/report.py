@@ -186,7 +186,7 @@ def paired_differences(
     for x, y in pairs:
         rows = {}
         for t in sorted({task_label(r) for r in results}):
-            est = _paired(by_key.get((t, x), {}), by_key.get((t, y), {}), reps=reps, seed=seed)
+            est = paired_estimate(by_key.get((t, x), {}), by_key.get((t, y), {}), reps=reps, seed=seed)
             if est is not None:
                 rows[t] = est
         if rows:
@@ -221,7 +221,7 @@ def dataset_differences(
         source = (infos.get(dataset) or {}).get("source_dataset_id")
         if not source or (task, source, entry) not in by_key:
             continue
-        est = _paired(runs, by_key[(task, source, entry)], reps=reps, seed=seed)
+        est = paired_estimate(runs, by_key[(task, source, entry)], reps=reps, seed=seed)
         if est is not None:
             label = f"{task}:{dataset.split('/')[-1]} - {source.split('/')[-1]}"
             out[entry][label] = est
@@ -289,7 +289,7 @@ def replicate_differences(
     return dict(out)
 
 
-def _paired(
+def paired_estimate(
     rx: dict[int, dict[str, Any]], ry: dict[int, dict[str, Any]], *, reps: int, seed: int
 ) -> dict[str, Any] | None:
     """The paired estimate of X − Y over the seeds both ran on the same evaluation episodes
