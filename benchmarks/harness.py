@@ -279,7 +279,10 @@ def generator_key(eaq: dict[str, Any] | None) -> str | None:
     settings = {k: v for k, v in settings.items() if k not in REPLICATE_SETTINGS}
     key = {
         "settings": settings,
-        **{k: eaq.get(k) for k in ("q_weight", "fit_steps", "num_synthetic_episodes", "synthetic_only")},
+        **{k: eaq.get(k) for k in (
+            "q_weight", "fit_steps", "num_synthetic_episodes", "synthetic_only",
+            "reward_scale",  # a diagnostic copy with rescaled synthetic rewards (eaq_reward_scale)
+        )},
     }
     return json.dumps(key, sort_keys=True, default=str)
 

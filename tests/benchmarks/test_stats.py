@@ -292,6 +292,7 @@ def test_generator_key_ignores_only_the_seed_and_the_device():
     assert generator_key(meta) == generator_key(other_seed)
     assert generator_key(meta) != generator_key({**meta, "q_weight": 0.0})
     assert generator_key(meta) != generator_key({**meta, "settings": {"seed": 1, "dim": 64}})
+    assert generator_key(meta) != generator_key({**meta, "reward_scale": 0.5})  # eaq_reward_scale
     assert generator_key(None) is None and generator_key({"source_dataset_id": "x"}) is None
     # a record written before an option existed matches one that states its default
     from diffusion_agents.eaq import EAQConfig
