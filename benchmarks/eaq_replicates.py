@@ -1,7 +1,7 @@
 """How many fits, how many training seeds? The noise of a pooled augmentation gain.
 
     python -m benchmarks.eaq_replicates RESULTS_DIR --source DATASET --replicates PATTERN
-        [--entry iql_cql] [--coverage 200] [--out FILE.json]
+        [--entry iql_cql] [--versus PATTERN] [--coverage 200] [--out FILE.json]
 
 Reads ``RESULTS_DIR/runs.jsonl`` (a ``diffusion-agents bench`` grid that lists a source
 dataset and several replicate augmentations of it, e.g. EAQ fits with other transform
@@ -15,6 +15,10 @@ seeds), builds the ``(fits, seeds, episodes)`` paired differences that the leade
 - the standard error of the pooled mean and its share per component, for this design and
   for twice the fits, the training seeds or the evaluation episodes: which narrows the
   interval (1.96 standard errors is the normal-theory half-width; the bootstrap's is wider);
+- with ``--versus PATTERN``: a second setting's replicates of the same source (e.g. λ = 0
+  against λ = 0.3), and the difference of the two pooled means with an interval that
+  resamples the shared training seeds, then each setting's fits, then episodes
+  (``stats.pooled_group_difference``);
 - with ``--coverage N``: how often the bootstrap's 95 % interval covers the true mean in
   ``N`` simulated designs of the same size drawn from normal effects with the measured
   components (a check that the interval is neither too narrow nor needlessly wide).
@@ -44,6 +48,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--replicates", required=True,
                    help="fnmatch pattern on the replicates' last id part, e.g. 'poor-eaqsl03d128s*'")
     p.add_argument("--entry", default="iql_cql", help="the learner (default iql_cql)")
+    p.add_argument("--versus", default=None,
+                   help="fnmatch pattern of a second setting's replicates of the same source: "
+                        "also print the pooled difference between the two settings")
     p.add_argument("--coverage", type=int, default=0,
                    help="simulated designs for the interval's coverage (default 0: skip)")
     p.add_argument("--out", default=None, help="also write the report as JSON")
@@ -128,6 +135,21 @@ def run(args: argparse.Namespace) -> int:
         "episodes": n_e, "pooled": est.to_dict(), "per_fit": diffs.mean(axis=(1, 2)).tolist(),
         "components": comp, "projections": projections,
     }
+    if args.versus:
+        other, other_reps, other_seeds = replicate_diffs(runs, args.source, args.versus, args.entry)
+        common = sorted(set(seeds) & set(other_seeds))
+        if len(common) < 2:
+            raise ValueError(f"{args.replicates!r} and {args.versus!r} share fewer than 2 paired seeds")
+        a = diffs[:, [seeds.index(s) for s in common]]
+        b = other[:, [other_seeds.index(s) for s in common]]
+        vs = stats.pooled_group_difference(a, b)
+        report["versus"] = {
+            "replicates": other_reps, "seeds": common, "pooled": stats.pooled_paired_difference(b).to_dict(),
+            "difference": vs.to_dict(),
+        }
+        print(f"\n{args.replicates} ({n_f} fits) − {args.versus} ({len(other_reps)} fits), "
+              f"{len(common)} shared seeds: {vs.fmt(2)} (normalized points; the second pooled "
+              f"alone {stats.pooled_paired_difference(b).fmt(2)})")
     if args.coverage:
         cov = coverage(comp, diffs.shape, args.coverage)
         report["coverage"] = {"sims": args.coverage, "share": cov}

@@ -167,6 +167,40 @@ def pooled_paired_difference(
     return Estimate(float(d.mean()), float(low), float(high))
 
 
+def pooled_group_difference(
+    a: np.ndarray, b: np.ndarray, *, reps: int = DEFAULT_REPS, seed: int = 0
+) -> Estimate:
+    """Pooled mean of ``a`` minus pooled mean of ``b``: two generator settings, each with
+    its own replicate fits, against one source.
+
+    ``a`` and ``b`` are ``(fits, seeds, episodes)`` arrays as in
+    :func:`pooled_paired_difference` (differences to the same source runs), over the same
+    training seeds and evaluation episodes; their fit counts may differ. Each bootstrap draw
+    resamples training seeds once for both (they share the source's runs), then each
+    setting's own fits, then episodes within each cell, as that function does.
+    """
+    x, y = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    if x.ndim != 3 or y.ndim != 3 or x.shape[1:] != y.shape[1:] or min(*x.shape, *y.shape) == 0:
+        raise ValueError(
+            f"a and b must be (fits, seeds, episodes) over the same seeds and episodes, got "
+            f"{x.shape} and {y.shape}"
+        )
+    if not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))):
+        raise ValueError("a or b contains NaN or inf")
+    n_seeds, n_eps = x.shape[1:]
+    rng = np.random.RandomState(seed)
+    boot = np.empty(reps)
+    for r in range(reps):
+        s = rng.randint(0, n_seeds, n_seeds)
+        means = []
+        for d in (x, y):
+            cells = d[rng.randint(0, d.shape[0], d.shape[0])][:, s]
+            means.append(np.take_along_axis(cells, rng.randint(0, n_eps, cells.shape), axis=2).mean())
+        boot[r] = means[0] - means[1]
+    low, high = np.percentile(boot, [2.5, 97.5])
+    return Estimate(float(x.mean() - y.mean()), float(low), float(high))
+
+
 def paired_difference(
     x: list[np.ndarray], y: list[np.ndarray], *, reps: int = DEFAULT_REPS, seed: int = 0
 ) -> Estimate:

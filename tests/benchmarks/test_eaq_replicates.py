@@ -59,6 +59,27 @@ def test_report_splits_the_noise_and_projects_more_seeds(tmp_path, capsys) -> No
     assert "| fit |" in capsys.readouterr().out
 
 
+def test_versus_compares_two_settings_of_one_source(tmp_path, capsys) -> None:
+    rng = np.random.default_rng(2)
+    rows = []
+    for s in range(5):
+        base = rng.normal(20, 5, 12)
+        rows.append(_run("poor-v0", s, base))
+        rows += [_run(f"poor-a{f}-v0", s, base + 3.0) for f in range(2)]
+        rows += [_run(f"poor-b{f}-v0", s, base + 1.0) for f in range(3)]
+    (tmp_path / "runs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "r.json"
+    assert eaq_replicates.main([
+        str(tmp_path), "--source", "poor-v0", "--replicates", "poor-a*", "--versus", "poor-b*",
+        "--out", str(out),
+    ]) == 0
+    versus = json.loads(out.read_text())["versus"]
+    assert versus["replicates"] == ["poor-b0-v0", "poor-b1-v0", "poor-b2-v0"]
+    assert versus["difference"]["value"] == pytest.approx(2.0)
+    assert versus["pooled"]["value"] == pytest.approx(1.0)
+    assert "poor-a* (2 fits) − poor-b* (3 fits), 5 shared seeds: 2.00 [2.00, 2.00]" in capsys.readouterr().out
+
+
 def test_bad_inputs_are_named(tmp_path) -> None:
     _write(tmp_path, fits=3, seeds=3, episodes=4, spread=0.0)
     with pytest.raises(ValueError, match="need bc runs on the source 'poor-v0' in exactly one task"):

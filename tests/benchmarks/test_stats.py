@@ -233,6 +233,23 @@ def test_pooled_difference_counts_the_spread_between_replicates():
         stats.pooled_paired_difference(np.full((2, 2, 2), np.nan))
 
 
+def test_group_difference_shares_the_seeds_of_the_two_settings():
+    rng = np.random.RandomState(1)
+    seed_luck = rng.normal(0.0, 10.0, (1, 12, 1))  # the source run's luck, in both settings
+    a = 5.0 + seed_luck + rng.normal(0.0, 1.0, (3, 12, 40))
+    b = 2.0 + seed_luck + rng.normal(0.0, 1.0, (5, 12, 40))
+    est = stats.pooled_group_difference(a, b, reps=500)
+    assert est.value == pytest.approx(a.mean() - b.mean())
+    # the shared seed luck cancels: far narrower than either setting's own interval
+    alone = stats.pooled_paired_difference(a, reps=500)
+    assert est.low < 3.0 < est.high and (est.high - est.low) < 0.2 * (alone.high - alone.low)
+    assert stats.pooled_group_difference(a, b, reps=500) == est  # seeded
+    with pytest.raises(ValueError, match="same seeds and episodes"):
+        stats.pooled_group_difference(a, b[:, :5])
+    with pytest.raises(ValueError, match="NaN"):
+        stats.pooled_group_difference(a, np.full_like(b, np.nan))
+
+
 def test_summary_pools_replicate_augmentations_of_one_generator():
     from benchmarks.report import leaderboard_markdown, summarize
 
