@@ -59,7 +59,9 @@ class EAQConfig:
             ``"all"`` (the paper: observations, alive flags and actions) or ``"actions"``
             (observation and alive rows detached, so the guidance can only change which
             actions the generated episodes take, not move their observations towards where
-            ``Q_phi`` extrapolates high; an extension, docs/eaq.md).
+            ``Q_phi`` extrapolates high; an extension). On SMAX it keeps the generated
+            observations like the data's where ``"all"`` edits them, but IQL+CQL gains less
+            from its episodes (docs/eaq.md, "Guidance through the actions on SMAX").
         q_conservative: alpha of a conservative (CQL-style) term in ``Q_phi``'s loss,
             ``alpha * (mean Q_phi(f_theta's estimate) - mean Q_phi(real))`` with
             ``f_theta``'s estimate detached: ``Q_phi`` learns to rate what the generator
