@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import fnmatch
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -39,7 +38,7 @@ import numpy as np
 
 from benchmarks import stats
 from benchmarks.cli import script_main
-from benchmarks.report import paired_seed_diffs, runs_by_dataset
+from benchmarks.report import paired_seed_diffs, read_runs, runs_by_dataset
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -107,8 +106,7 @@ def coverage(components: dict[str, float], shape: tuple[int, int, int], sims: in
 
 
 def run(args: argparse.Namespace) -> int:
-    path = Path(args.results_dir) / "runs.jsonl"
-    runs = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    runs = read_runs(args.results_dir)
     diffs, reps, seeds = replicate_diffs(runs, args.source, args.replicates, args.entry)
     n_f, n_s, n_e = diffs.shape
     est = stats.pooled_paired_difference(diffs)
@@ -142,14 +140,14 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f"{args.replicates!r} and {args.versus!r} share fewer than 2 paired seeds")
         a = diffs[:, [seeds.index(s) for s in common]]
         b = other[:, [other_seeds.index(s) for s in common]]
-        vs = stats.pooled_group_difference(a, b)
+        vs, alone = stats.pooled_group_difference(a, b), stats.pooled_paired_difference(b)
         report["versus"] = {
-            "replicates": other_reps, "seeds": common, "pooled": stats.pooled_paired_difference(b).to_dict(),
+            "replicates": other_reps, "seeds": common, "pooled": alone.to_dict(),
             "difference": vs.to_dict(),
         }
         print(f"\n{args.replicates} ({n_f} fits) − {args.versus} ({len(other_reps)} fits), "
               f"{len(common)} shared seeds: {vs.fmt(2)} (normalized points; the second pooled "
-              f"alone {stats.pooled_paired_difference(b).fmt(2)})")
+              f"alone {alone.fmt(2)})")
     if args.coverage:
         cov = coverage(comp, diffs.shape, args.coverage)
         report["coverage"] = {"sims": args.coverage, "share": cov}

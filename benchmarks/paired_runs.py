@@ -11,13 +11,11 @@ two-level bootstrap over seeds, then episodes). Dataset ids may be given by thei
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from pathlib import Path
 
 from benchmarks import stats
 from benchmarks.cli import script_main
-from benchmarks.report import paired_estimate, runs_by_dataset
+from benchmarks.report import paired_estimate, read_runs, runs_by_dataset
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -31,10 +29,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    path = Path(args.results_dir) / "runs.jsonl"
-    if not path.is_file():
-        raise FileNotFoundError(f"no runs.jsonl in {args.results_dir}")
-    by_key = runs_by_dataset([json.loads(line) for line in path.read_text().splitlines() if line])
+    by_key = runs_by_dataset(read_runs(args.results_dir))
 
     def find(name: str) -> str:
         ids = sorted({d for (t, d, _) in by_key if t == args.task and name in (d, d.split("/")[-1])})

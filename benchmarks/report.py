@@ -35,6 +35,15 @@ def load_results(runs_dir: Path, keys: list[str] | None = None) -> list[dict[str
     return out
 
 
+def read_runs(results_dir: str | Path) -> list[dict[str, Any]]:
+    """The result records of a results folder's ``runs.jsonl`` (as :func:`write_reports`
+    writes it); FileNotFoundError naming the folder when it has none."""
+    path = Path(results_dir) / "runs.jsonl"
+    if not path.is_file():
+        raise FileNotFoundError(f"no runs.jsonl in {results_dir}")
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
 def task_label(result: dict[str, Any]) -> str:
     run = result["run"]
     return f"{run['task']}:{run['dataset'].split('/')[-1]}"
