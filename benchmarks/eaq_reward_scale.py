@@ -9,9 +9,10 @@ the real episodes are untouched; the source is never modified (:func:`wrappers.w
 atomic). The metadata keeps the augmentation's ``"multiagent"`` block, so the leaderboard
 still pairs the copy with the augmentation's source, records the factor in its ``"eaq"`` entry
 (``reward_scale``: the leaderboard then does not pool the copy with the augmentation as a
-replicate) and adds ``"reward_scale": {"source_dataset_id", "factor"}``. It asks one question: does the level of the synthetic rewards, with everything
-else fixed, decide what a downstream learner gains (docs/eaq.md, "Guidance through the
-actions on SMAX")? Not a transform to use for training.
+replicate) and adds ``"reward_scale": {"source_dataset_id", "factor"}``. It asks one
+question: does the level of the synthetic rewards, with everything else fixed, decide what
+a downstream learner gains (docs/eaq.md, "Guidance through the actions on SMAX")? Not a
+transform to use for training.
 """
 
 from __future__ import annotations

@@ -9,10 +9,10 @@ features, 0 for an enemy out of sight or dead; mean over the living agents) and 
 own health (the sum of the agents' own health features). Also the mean episode length and
 return. In real SMAX episodes the enemies come into view over the first ten steps or so
 and the team's health falls as it fights; within a window, the correlation of the team's
-health with the return-to-go (the Q-total target) is printed too. Q-total guidance through every row of the
-tensor can move generated observations towards what ``Q_phi`` rates high instead of
-changing what the team does; these columns show whether it did (docs/eaq.md, "Guidance
-through the actions on SMAX").
+health with the return-to-go (the Q-total target) is printed too. Q-total guidance through
+every row of the tensor can move generated observations towards what ``Q_phi`` rates high
+instead of changing what the team does; these columns show whether it did (docs/eaq.md,
+"Guidance through the actions on SMAX").
 """
 
 from __future__ import annotations
@@ -57,9 +57,7 @@ def unit_stats(batch: Any, rows: np.ndarray, enemy_cols: list[int], own_col: int
     n_alive = alive.sum(-1)
     in_view = (seen * alive).sum(-1) / np.maximum(n_alive, 1)  # (e, T + 1)
     own = (obs[..., own_col] * alive).sum(-1)
-    rewards = batch.team_rewards[rows]  # (e, T)
-    rtg = np.flip(np.cumsum(np.flip(rewards, 1), 1), 1)
-    rtg = np.concatenate([rtg, np.zeros((len(rows), 1))], 1)  # (e, T + 1): 0 after the end
+    rtg = batch.return_to_go()[rows]  # (e, T + 1): 0 after the end
     out: dict[str, Any] = {
         "episodes": int(len(rows)),
         "length": float(batch.lengths[rows].mean()),
