@@ -47,6 +47,16 @@ def reward_stats(batch, rows: np.ndarray, win: float) -> dict[str, float]:
     }
 
 
+def real_and_synthetic(batch: Any, ds_id: str) -> list[tuple[str, np.ndarray]]:
+    """``[("real", rows), ("synthetic", rows)]`` of an augmented dataset's
+    :class:`EpisodeBatch`, leaving out an empty group; says on stderr when ``ds_id`` has no
+    synthetic episodes."""
+    if not batch.synthetic.any():
+        print(f"{ds_id}: no synthetic episodes (not an EAQ augmentation?)", file=sys.stderr)
+    groups = (("real", np.flatnonzero(~batch.synthetic)), ("synthetic", np.flatnonzero(batch.synthetic)))
+    return [(name, rows) for name, rows in groups if rows.size]
+
+
 def run(args: argparse.Namespace) -> int:
     from wrappers import load_episodes
 
@@ -57,12 +67,7 @@ def run(args: argparse.Namespace) -> int:
     print("| --- | --- |" + " ---: |" * len(cols))
     for ds_id in args.datasets:
         batch = load_episodes(ds_id)
-        if not batch.synthetic.any():
-            print(f"{ds_id}: no synthetic episodes (not an EAQ augmentation?)", file=sys.stderr)
-        for name, mask in (("real", ~batch.synthetic), ("synthetic", batch.synthetic)):
-            rows = np.flatnonzero(mask)
-            if rows.size == 0:
-                continue
+        for name, rows in real_and_synthetic(batch, ds_id):
             s = reward_stats(batch, rows, args.win)
             out.append({"dataset": ds_id, "episodes_of": name, **s})
             vals = " | ".join(

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.cli import script_main
+from benchmarks.eaq_rewards import real_and_synthetic
 
 WINDOWS = ((0, 1), (1, 5), (5, 10), (10, 20), (20, 40), (40, None))
 
@@ -100,12 +101,7 @@ def run(args: argparse.Namespace) -> int:
             enemy_cols, own_col = health_columns(env.smax_env, batch.obs_dims[0])
         finally:
             env.close()
-        if not batch.synthetic.any():
-            print(f"{ds_id}: no synthetic episodes (not an EAQ augmentation?)", file=sys.stderr)
-        for name, mask in (("real", ~batch.synthetic), ("synthetic", batch.synthetic)):
-            rows = np.flatnonzero(mask)
-            if rows.size == 0:
-                continue
+        for name, rows in real_and_synthetic(batch, ds_id):
             s = unit_stats(batch, rows, enemy_cols, own_col)
             out.append({"dataset": ds_id, "episodes_of": name, **s})
             cells = [
