@@ -27,6 +27,7 @@ from benchmarks.cli import script_main
 from benchmarks.eaq_rewards import real_and_synthetic
 
 WINDOWS = ((0, 1), (1, 5), (5, 10), (10, 20), (20, 40), (40, None))
+WINDOW_KEYS = tuple(f"t{lo}-{'' if hi is None else hi - 1}" for lo, hi in WINDOWS)  # "t1-4", "t40-"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -64,13 +65,12 @@ def unit_stats(batch: Any, rows: np.ndarray, enemy_cols: list[int], own_col: int
         "length": float(batch.lengths[rows].mean()),
         "return": float(batch.returns[rows].mean()),
     }
-    for lo, hi in WINDOWS:
+    for (lo, hi), key in zip(WINDOWS, WINDOW_KEYS):
         sel = inside.copy()
         sel[:, :lo] = False
         if hi is not None:
             sel[:, hi:] = False
         sel &= n_alive > 0
-        key = f"t{lo}-{'' if hi is None else hi - 1}"
         out[f"enemy_in_view_{key}"] = float(in_view[sel].mean()) if sel.any() else None
         out[f"own_health_{key}"] = float(own[sel].mean()) if sel.any() else None
         ok = sel.sum() > 2 and own[sel].std() > 0 and rtg[sel].std() > 0
@@ -85,9 +85,8 @@ def run(args: argparse.Namespace) -> int:
     from wrappers.minari_io import check_convention
 
     out: list[dict[str, Any]] = []
-    keys = [f"t{lo}-{'' if hi is None else hi - 1}" for lo, hi in WINDOWS]
     print("| dataset | episodes of | n | length | return | enemy health in view, "
-          + " / ".join(keys) + " | own team health, same windows | corr(own health, "
+          + " / ".join(WINDOW_KEYS) + " | own team health, same windows | corr(own health, "
           "return-to-go), same windows |")
     print("| --- | --- | ---: | ---: | ---: | --- | --- | --- |")
     for ds_id in args.datasets:
@@ -106,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
             out.append({"dataset": ds_id, "episodes_of": name, **s})
             cells = [
                 " / ".join("–" if s[f"{prefix}_{k}"] is None else f"{s[f'{prefix}_{k}']:.2f}"
-                           for k in keys)
+                           for k in WINDOW_KEYS)
                 for prefix in ("enemy_in_view", "own_health", "own_health_rtg_corr")
             ]
             print(f"| {ds_id} | {name} | {s['episodes']} | {s['length']:.1f} | {s['return']:.3f} | "
