@@ -84,6 +84,26 @@ def test_agent_attention_channels_last_form_matches_with_gradients_and_masks():
     torch.testing.assert_close(g_out, g_ref, rtol=1e-5, atol=1e-6)
 
 
+def test_agent_attention_written_out_matches_torch_multihead_attention():
+    """``_attend`` is nn.MultiheadAttention's math with its weights, gradients included."""
+    from diffusion_agents.networks import AgentAttention
+
+    torch.manual_seed(0)
+    att = AgentAttention(16, n_agents=3, heads=4)
+    q = torch.randn(10, 3, 16, requires_grad=True)  # (batch * horizon, agents, c)
+    pad = torch.zeros(10, 3, dtype=torch.bool)
+    pad[2, 1] = pad[7, 0] = True
+    for key_pad in (None, pad):
+        out = att._attend(q, key_pad)
+        ref, _ = att.attn(q, q, q, key_padding_mask=key_pad, need_weights=False)
+        torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-6)
+        g = torch.randn_like(out)
+        got = torch.autograd.grad(out, [q, att.attn.in_proj_weight], g)
+        want = torch.autograd.grad(ref, [q, att.attn.in_proj_weight], g)
+        for a, b in zip(got, want):
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
 def test_unet_res_blocks_sets_the_depth_and_keeps_the_default_state_dict():
     from diffusion_agents.networks import ResidualTemporalBlock, TemporalUNet
 
