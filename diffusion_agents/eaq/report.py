@@ -2,7 +2,8 @@
 
 Points compared are per-step joint observations (all agents' observations of a step,
 concatenated; steps where an agent is absent hold zeros), standardized with the real data's
-mean and standard deviation. With ``R`` real and ``S`` synthetic points:
+mean and standard deviation (:func:`_standardizer`: a feature constant in the real data stays
+in its raw units). With ``R`` real and ``S`` synthetic points:
 
 - **fidelity**: mean distance from a synthetic point to its nearest real point (lower = more
   realistic), reported beside the same figure for held-out real points (real-to-real
@@ -54,6 +55,17 @@ def _subsample(x: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
     return x if len(x) <= n else x[rng.choice(len(x), n, replace=False)]
 
 
+def _standardizer(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and scale of ``x``'s columns: the standard deviation (+ 1e-6, as before this
+    helper, so earlier reports reproduce), or 1 for a column constant in ``x`` (std <= 1e-6).
+    Dividing by ~0 there made any deviation dominate: SMAX 2s3z observations hold unit-type
+    bits that are constant for an agent, and synthetic values 0.1-0.5 off them became
+    1e5-standard-deviation inputs (a behaviour model's NLL of 400-900 nats per synthetic
+    action where its accuracy was real-like)."""
+    sd = x.std(0)
+    return x.mean(0), np.where(sd > 1e-6, sd + 1e-6, 1.0).astype(sd.dtype)
+
+
 def quality_metrics(
     real: EpisodeBatch,
     synthetic: EpisodeBatch,
@@ -65,7 +77,7 @@ def quality_metrics(
     """Fidelity / coverage / diversity of ``synthetic`` against ``real`` (see module doc)."""
     rng = np.random.default_rng(seed)
     r_all = step_points(real)
-    mu, sd = r_all.mean(0), r_all.std(0) + 1e-6
+    mu, sd = _standardizer(r_all)
     r_all = (r_all - mu) / sd
     s = _subsample((step_points(synthetic) - mu) / sd, max_points, rng)
     perm = rng.permutation(len(r_all))
@@ -199,8 +211,7 @@ def fit_dynamics(
         raise ValueError("fit_dynamics needs >= 2 real (non-synthetic) episodes.")
     fit_eps, held_eps, _ = _split(real, real, heldout, seed)
     x_tr, dy_tr, r_tr = _transitions(real, fit_eps)
-    stats = (x_tr.mean(0), x_tr.std(0) + 1e-6, dy_tr.mean(0), dy_tr.std(0) + 1e-6,
-             float(r_tr.std()) + 1e-6)
+    stats = (*_standardizer(x_tr), *_standardizer(dy_tr), float(r_tr.std()) + 1e-6)
     x_mu, x_sd, d_mu, d_sd, r_sd = stats
     g = torch.Generator().manual_seed(seed)
     with torch.random.fork_rng():
@@ -292,7 +303,7 @@ def policy_consistency(
     for i in agents:
         o_tr, a_tr, m_tr = _agent_pairs(real, fit_eps[n_val:], i)
         o_va, a_va, m_va = _agent_pairs(real, fit_eps[:n_val] if n_val else fit_eps, i)
-        mu, sd = o_tr.mean(0), o_tr.std(0) + 1e-6
+        mu, sd = _standardizer(o_tr)
         with torch.random.fork_rng():
             torch.manual_seed(seed + i)
             net = MLP(o_tr.shape[1], real.n_actions[i], hidden=(hidden, hidden))
@@ -350,7 +361,7 @@ def tsne_embedding(
     """2-D t-SNE of real and each synthetic set's step points, embedded together."""
     rng = np.random.default_rng(seed)
     r = step_points(real)
-    mu, sd = r.mean(0), r.std(0) + 1e-6
+    mu, sd = _standardizer(r)
     sets = {"real": _subsample(r, points, rng)}
     for name, b in synthetic.items():
         sets[name] = _subsample(step_points(b), points, rng)

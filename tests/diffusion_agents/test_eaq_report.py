@@ -69,3 +69,25 @@ def test_policy_consistency_flags_actions_the_behaviour_would_not_take():
     assert bad["policy_nll_real_heldout"] == ok["policy_nll_real_heldout"]  # same model
     assert bad["policy_nll_synthetic"] > uniform, bad
     assert bad["policy_acc_synthetic"] < 0.3, bad
+
+
+def test_consistency_checks_keep_features_constant_in_the_real_data_in_raw_units():
+    """MPE spread's communication features are always 0. Synthetic copies of the real
+    episodes with those features moved by 0.3 (as SMAX unit-type bits come out of a
+    generator) score like the real ones: the models fitted on real data never saw those
+    features vary, so they are not divided by a ~0 standard deviation."""
+    real = load_episodes(record_towards_or_away("mpe2/spread2/towards-away-const-v0", 60, 8))
+    comm = slice(real.obs_dims[0] - 2, real.obs_dims[0])
+    assert np.all(real.obs[..., comm] == 0)
+    same = dataclasses.replace(real, synthetic=np.ones(real.num_episodes, bool))
+    obs = real.obs.copy()
+    obs[..., comm] = 0.3
+    moved = dataclasses.replace(same, obs=obs)
+
+    ok = policy_consistency(real, same, steps=600)
+    off = policy_consistency(real, moved, steps=600)
+    assert off["policy_nll_synthetic"] < ok["policy_nll_synthetic"] + 0.2, (ok, off)
+    assert off["policy_acc_synthetic"] > ok["policy_acc_synthetic"] - 0.1, (ok, off)
+    model = fit_dynamics(real, steps=400)
+    held = model.score(same)["dynamics_obs_err_real_heldout"]
+    assert model.score(moved)["dynamics_obs_err_synthetic"] < 3 * held + 1e-3
