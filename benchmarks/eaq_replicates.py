@@ -106,6 +106,13 @@ def coverage(components: dict[str, float], shape: tuple[int, int, int], sims: in
 
 
 def run(args: argparse.Namespace) -> int:
+    try:
+        return _run(args)
+    except ValueError as exc:  # too few replicates or shared seeds: say so, no traceback
+        raise SystemExit(f"eaq_replicates: {exc}") from None
+
+
+def _run(args: argparse.Namespace) -> int:
     runs = read_runs(args.results_dir)
     diffs, reps, seeds = replicate_diffs(runs, args.source, args.replicates, args.entry)
     n_f, n_s, n_e = diffs.shape

@@ -81,14 +81,15 @@ def test_versus_compares_two_settings_of_one_source(tmp_path, capsys) -> None:
 
 
 def test_bad_inputs_are_named(tmp_path) -> None:
+    """One line naming the problem (SystemExit with the message), no traceback."""
     _write(tmp_path, fits=3, seeds=3, episodes=4, spread=0.0)
-    with pytest.raises(ValueError, match="need bc runs on the source 'poor-v0' in exactly one task"):
+    with pytest.raises(SystemExit, match="need bc runs on the source 'poor-v0' in exactly one task"):
         eaq_replicates.main([str(tmp_path), "--source", "poor-v0", "--replicates", "poor-eaqs*",
                              "--entry", "bc"])
-    with pytest.raises(ValueError, match="need >= 2 replicates matching 'medium-\\*'"):
+    with pytest.raises(SystemExit, match="need >= 2 replicates matching 'medium-\\*'"):
         eaq_replicates.main([str(tmp_path), "--source", "poor-v0", "--replicates", "medium-*"])
     rows = [json.loads(line) for line in (tmp_path / "runs.jsonl").read_text().splitlines()]
     rows[0]["normalized"] = None  # the source, seed 0
     (tmp_path / "runs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    with pytest.raises(ValueError, match="no normalized scores.*'poor-v0'"):
+    with pytest.raises(SystemExit, match="no normalized scores.*'poor-v0'"):
         eaq_replicates.main([str(tmp_path), "--source", "poor-v0", "--replicates", "poor-eaqs*"])
