@@ -68,6 +68,11 @@ class EAQConfig:
             emits no higher than the real data, so ``L_Qtot`` cannot raise it by moving off
             the data alone. 0 (the default) is the paper's estimator; active only when
             ``q_weight > 0``; an extension (docs/eaq.md, "A conservative Q_phi").
+        q_time_left: ``Q_phi`` also reads the steps left in the episode (from the padding
+            row), not only the time elapsed. Off (the default) is the paper's estimator; on,
+            ``L_Qtot`` can no longer raise ``Q_phi`` by making an episode look as if it had
+            just begun, which is what the guidance did on SMAX 2s3z; an extension
+            (docs/eaq.md, "2s3z: what Q guidance changes").
         action_decoder: where a synthetic transition's actions come from: ``"generated"``
             (the paper: the arg-max of the generated action rows) or ``"inverse_dynamics"``
             (an extension: a per-agent inverse-dynamics model ``g_i(o^i_t, o^i_(t+1))``
@@ -142,6 +147,7 @@ class EAQConfig:
     dynamics_weight: float = 0.0
     q_guidance_through: str = "all"
     q_conservative: float = 0.0
+    q_time_left: bool = False
     action_decoder: str = "generated"
     reward_decoder: str = "generated"
     action_temperature: float = 0.2

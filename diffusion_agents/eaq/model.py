@@ -51,20 +51,43 @@ class QTotal(nn.Module):
     -24 within 150 steps after the warm-up while the diffusion loss rose from 0.24 to 1.46).
     A ``tanh``-bounded ``Q_phi`` also stopped that, but its flat gradient near the best
     returns lost the guidance effect in ``tests/.../test_eaq_qtotal.py``.
+
+    With ``padding_row`` (``EAQConfig(q_time_left=True)``) it also reads the steps left in
+    the episode, ``2 left / H - 1`` with ``left`` the number of columns from this one on
+    whose padding flag is off (the flag thresholded, so no gradient flows through it). Where
+    episodes vary in length, the return-to-go depends on the time left more than on the
+    time elapsed; without it ``Q_phi`` reads the time left off the observations (on SMAX
+    2s3z, from the units' health and positions), and ``L_Qtot`` then moves the generated
+    observations towards those of an episode's start instead of towards better play
+    (docs/eaq.md, "2s3z: what Q guidance changes").
     """
 
-    def __init__(self, *, rows: list[int], horizon: int, hidden: int = 256) -> None:
+    def __init__(
+        self, *, rows: list[int], horizon: int, hidden: int = 256, padding_row: int | None = None
+    ) -> None:
         super().__init__()
         self.register_buffer("rows", torch.as_tensor(rows, dtype=torch.long), persistent=False)
         self.register_buffer(
             "time", torch.linspace(-1.0, 1.0, horizon), persistent=False
         )
-        self.mlp = MLP(len(rows) + 1, 1, hidden=(hidden, hidden))
+        self.horizon = horizon
+        self.padding_row = padding_row
+        extra = 1 if padding_row is None else 2
+        self.mlp = MLP(len(rows) + extra, 1, hidden=(hidden, hidden))
+
+    def time_left(self, x: torch.Tensor) -> torch.Tensor:
+        """``(batch, horizon)`` steps left from each column on, in ``[-1, 1]``: the padding
+        row (normalized ``-1`` inside the episode, ``+1`` past its end) thresholded at 0."""
+        inside = (x[:, self.padding_row, :] < 0).to(x.dtype)
+        left = inside.flip(-1).cumsum(-1).flip(-1)
+        return 2.0 * left / self.horizon - 1.0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         feats = rearrange(x[:, self.rows, :], "b f h -> b h f")
-        time = self.time.expand(x.shape[0], -1)[..., None]
-        return self.mlp(torch.cat([feats, time], dim=-1)).squeeze(-1)
+        time = [self.time.expand(x.shape[0], -1)[..., None]]
+        if self.padding_row is not None:
+            time.append(self.time_left(x)[..., None])
+        return self.mlp(torch.cat([feats, *time], dim=-1)).squeeze(-1)
 
 
 class Dynamics(nn.Module):
@@ -302,7 +325,12 @@ class EAQModel(nn.Module):
                 "attention=True is not available for EAQ's single-sample U-Net; use "
                 "attention=False."
             )
-        self.q = QTotal(rows=q_input_rows(layout), horizon=layout.horizon, hidden=config.q_hidden)
+        self.q = QTotal(
+            rows=q_input_rows(layout),
+            horizon=layout.horizon,
+            hidden=config.q_hidden,
+            padding_row=layout.row("padding") if config.q_time_left else None,
+        )
         clip = config.clip_x0
         self.diffusion = GaussianDiffusion(
             n_timesteps=config.n_diffusion_steps,

@@ -227,3 +227,27 @@ def test_conservative_q_rates_the_generator_output_below_the_data():
 def test_q_conservative_is_validated():
     with pytest.raises(ValueError, match="q_conservative"):
         EAQConfig(q_conservative=-0.1)
+
+
+def test_q_time_left_reads_the_steps_left_from_the_padding_row():
+    """``q_time_left=True``: ``Q_phi`` gets ``2 left / H - 1`` with ``left`` counted from the
+    padding row (no gradient through it); without it, ``Q_phi`` ignores that row."""
+    layout, model = _small_model("mpe2/spread2/time-left-v0", q_time_left=True)
+    _, plain = _small_model("mpe2/spread2/time-left-plain-v0")
+    h, pad = layout.horizon, layout.row("padding")
+    lengths = torch.tensor([2, h, 1])
+    x = torch.rand(3, layout.num_features, h) * 2 - 1
+    x[:, pad, :] = torch.where(torch.arange(h)[None, :] < lengths[:, None], -0.9, 0.8)
+    left = (lengths[:, None] - torch.arange(h)[None, :]).clamp(min=0)
+    assert torch.allclose(model.q.time_left(x), 2.0 * left / h - 1.0)
+    assert model.q.mlp.net[0].in_features == plain.q.mlp.net[0].in_features + 1
+
+    shorter = x.clone()
+    shorter[1, pad, h - 2 :] = 0.8  # episode 1 now ends two steps earlier
+    assert not torch.allclose(model.q(shorter)[1], model.q(x)[1])
+    assert torch.equal(plain.q(shorter), plain.q(x))
+
+    x.requires_grad_(True)
+    model.q(x).sum().backward()
+    assert float(x.grad[:, pad].abs().sum()) == 0.0
+    assert float(x.grad[:, layout.rows("obs")].abs().sum()) > 0
