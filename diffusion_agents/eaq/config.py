@@ -71,7 +71,8 @@ class EAQConfig:
         q_time_left: ``Q_phi`` also reads the steps left in the episode (from the padding
             row), not only the time elapsed. Off (the default) is the paper's estimator; on,
             ``L_Qtot`` can no longer raise ``Q_phi`` by making an episode look as if it had
-            just begun, which is what the guidance did on SMAX 2s3z; an extension
+            just begun, which is what the guidance did on SMAX 2s3z. There it halved that
+            shift but left IQL+CQL's loss on the augmented data as it was; an extension
             (docs/eaq.md, "2s3z: what Q guidance changes").
         action_decoder: where a synthetic transition's actions come from: ``"generated"``
             (the paper: the arg-max of the generated action rows) or ``"inverse_dynamics"``
