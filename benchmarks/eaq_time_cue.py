@@ -117,12 +117,14 @@ def shifts(batch: Any) -> dict[str, np.ndarray]:
 
     r, s = pooled(real), pooled(syn)
     sd = r.std(0)
-    shift = np.where(sd > 1e-8, (s.mean(0) - r.mean(0)) / np.where(sd > 1e-8, sd, 1.0), 0.0)
+    varies = sd > 1e-8  # a feature constant in the real data gets 0 shift and 0 correlation
+    scale = np.where(varies, sd, 1.0)
+    shift = np.where(varies, (s.mean(0) - r.mean(0)) / scale, 0.0)
     y, lft = pooled(real, rtg), pooled(real, left.astype(np.float64))
 
     def corr(v: np.ndarray) -> np.ndarray:
         c = (r - r.mean(0)) * (v - v.mean())[:, None]
-        return np.where(sd > 1e-8, c.mean(0) / np.where(sd > 1e-8, sd, 1.0) / v.std(), 0.0)
+        return np.where(varies, c.mean(0) / scale / v.std(), 0.0)
 
     return {"shift": shift, "corr_rtg": corr(y), "corr_left": corr(lft),
             "real_mean": r.mean(0), "synthetic_mean": s.mean(0)}
