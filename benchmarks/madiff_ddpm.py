@@ -21,7 +21,9 @@ row without re-running the rest:
 ``diffusion-agents madiff --merge`` reads the result like any other report; its paired
 difference takes the default row's scores on the same episodes. Retraining reproduces a
 model only with the report's thread count and the same torch build (compiled training:
-also the same inductor), which step 2 checks.
+also the same inductor), which step 2 checks. Eager training changed its float rounding in
+the thirty-third session (``TemporalUNet.nhwc``); eager reports from before it do not
+reproduce, compiled ones (``"compile": true``, as in the README's command) still do.
 """
 
 from __future__ import annotations

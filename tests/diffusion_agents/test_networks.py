@@ -65,6 +65,54 @@ def test_unet_training_and_inference_layouts_agree(res_blocks):
     torch.testing.assert_close(train_out.detach(), infer_out, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("attention", [True, False])
+def test_unet_nhwc_layout_matches_channels_first_with_gradients(attention):
+    """The eager CPU path on 4-D channels-last tensors (TemporalUNet.nhwc, the default for
+    training and large inputs) computes the channels-first function: outputs, input and
+    parameter gradients against a float64 reference, with an absent agent; it really runs
+    on 4-D tensors, and small inputs without gradients keep the 3-D addmm path."""
+    import copy
+
+    from diffusion_agents.networks import Conv1d, TemporalUNet
+
+    torch.manual_seed(0)
+    net = TemporalUNet(
+        in_channels=7, out_channels=5, base_width=8, dim_mults=(1, 2, 4), cond_dim=1,
+        kernel_size=5, n_agents=3, agent_attention=attention,
+    )
+    x = torch.randn(12, 7, 11, dtype=torch.float64)  # 11 steps: padded to 12, cropped back
+    t, cond = torch.randint(0, 50, (12,)), torch.rand(12, 1, dtype=torch.float64)
+    mask = torch.ones(4, 3, dtype=torch.bool)
+    mask[1, 2] = False
+    seen = []
+    for m in net.modules():
+        if isinstance(m, Conv1d):
+            m.register_forward_pre_hook(lambda mod, inp: seen.append(inp[0].dim()))
+
+    def run(model, nhwc, dtype):
+        model.nhwc = nhwc
+        model.zero_grad()
+        xi = x.to(dtype).detach().requires_grad_()
+        out = model(xi, t, cond.to(dtype), agent_mask=mask)
+        (out * torch.linspace(-1, 1, out.numel(), dtype=dtype).view_as(out)).sum().backward()
+        grads = [p.grad.reshape(-1) for p in model.parameters() if p.grad is not None]
+        return [v.detach().double() for v in (out, xi.grad, torch.cat(grads))]
+
+    ref = run(copy.deepcopy(net).double(), False, torch.float64)
+    seen.clear()
+    for nhwc in (False, True):
+        got = run(net, nhwc, torch.float32)
+        assert set(seen) == {4 if nhwc else 3}
+        seen.clear()
+        assert got[0].shape == (12, 5, 11)
+        for g, r in zip(got, ref):  # float32 rounding: ~1e-5 of the norm for either layout
+            assert (g - r).norm() / r.norm() < 1e-4
+    with torch.no_grad():
+        small = net(x[:3].float(), t[:3], cond[:3].float(), agent_mask=mask[:1])
+    assert set(seen) == {3}
+    torch.testing.assert_close(small.double(), ref[0][:3], rtol=1e-4, atol=1e-5)
+
+
 def test_agent_attention_channels_last_form_matches_with_gradients_and_masks():
     from diffusion_agents.networks import AgentAttention
 
