@@ -475,11 +475,18 @@ class TemporalUNet(nn.Module):
         to float rounding (tested against float64). ``python -m benchmarks.unet_layout``
         (Zen 5, 2 threads, alternated in one process): MADiff training step ×0.89, EAQ fit
         ×0.89-0.93, no-gradient EAQ forwards ×0.80-0.87 the channels-first time. Small
-        inputs without gradients (a MADiff act) keep the channels-first ``addmm`` path, and
-        CUDA keeps channels-first (not measured there).
+        inputs without gradients (a MADiff act) keep the channels-first ``addmm`` path;
+        so does bfloat16 autocast (``precision="bf16"``), where the 4-D layout was ×1.11
+        slower, and CUDA (not measured there).
         """
         cl = torch.is_grad_enabled() and self.channels_last_training
-        nhwc = self.nhwc and not cl and x.device.type == "cpu" and not _use_matmul(x)
+        nhwc = (
+            self.nhwc
+            and not cl
+            and x.device.type == "cpu"
+            and not _use_matmul(x)
+            and not torch.is_autocast_enabled("cpu")
+        )
         horizon = x.shape[-1]
         mult = 2**self.n_down
         pad = (-horizon) % mult

@@ -135,8 +135,10 @@ class MADiffConfig:
             training device; weights, gradients, AdamW and EMA state stay float32, and
             ``act`` always runs in float32. A training-speed setting whose worth depends
             on the hardware: compiled, 2 threads, x0.81-0.94 the step time on an AMD CPU
-            with ``avx512_bf16`` (eager on a Zen 5: 53.5 against 44.3 steps/s, the one
-            setting past 50 there without compiling), x1.15 on an Intel one with AMX; MPE
+            with ``avx512_bf16``, x1.15 on an Intel one with AMX; eager on a Zen 5 it ran
+            53.5 against 44.3 steps/s, but since float32 runs the U-Net's 4-D channels-last
+            layout (``TemporalUNet.nhwc``, which autocast skips) the two are level there
+            (56.6 / 50.2 against 55.1 / 52.2); MPE
             spread medium scored 66.0 against 65.8 in float32 (3 seeds; docs/madiff.md,
             "Mixed precision").
             A run may resume with the other setting.

@@ -70,7 +70,7 @@ def test_unet_nhwc_layout_matches_channels_first_with_gradients(attention):
     """The eager CPU path on 4-D channels-last tensors (TemporalUNet.nhwc, the default for
     training and large inputs) computes the channels-first function: outputs, input and
     parameter gradients against a float64 reference, with an absent agent; it really runs
-    on 4-D tensors, and small inputs without gradients keep the 3-D addmm path."""
+    on 4-D tensors; small inputs without gradients and bfloat16 autocast keep 3-D tensors."""
     import copy
 
     from diffusion_agents.networks import Conv1d, TemporalUNet
@@ -111,6 +111,10 @@ def test_unet_nhwc_layout_matches_channels_first_with_gradients(attention):
         small = net(x[:3].float(), t[:3], cond[:3].float(), agent_mask=mask[:1])
     assert set(seen) == {3}
     torch.testing.assert_close(small.double(), ref[0][:3], rtol=1e-4, atol=1e-5)
+    seen.clear()
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # precision="bf16": channels-first
+        net(x.float(), t, cond.float(), agent_mask=mask).sum().backward()
+    assert set(seen) == {3}
 
 
 def test_agent_attention_channels_last_form_matches_with_gradients_and_masks():
