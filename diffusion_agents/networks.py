@@ -93,7 +93,7 @@ class Conv1d(nn.Conv1d):
       ``(batch, channels, 1, length)`` in ``torch.channels_last`` memory format (what
       ``TemporalUNet.nhwc`` passes) runs as oneDNN's 2-D convolution with a ``(1, k)``
       kernel, which skips the reorders of its channels-first path: forward + backward
-      ×0.80-0.88 the time of ``conv1d`` on MADiff's training tensors (Zen 5, 2 threads).
+      ×0.81-0.90 the time of ``conv1d`` on MADiff's training tensors (Zen 5, 2 threads).
     - :meth:`forward_cl` (channels-last ``(batch, length, channels)``, used for training
       when ``TemporalUNet.channels_last_training`` is set, as MADiff's ``compile=True`` does):
       one matrix product over shifted copies of the input. On training tensors (96 rows x
@@ -191,7 +191,8 @@ class UpConv1d(nn.ConvTranspose1d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         if x.dim() == 4:
             return F.conv_transpose2d(
-                x, self.weight.unsqueeze(2), self.bias, (1, 2), (0, 1)
+                x, self.weight.unsqueeze(2), self.bias, (1, self.stride[0]),
+                (0, self.padding[0]),
             )
         if not _use_matmul(x):
             return super().forward(x)
@@ -473,8 +474,9 @@ class TemporalUNet(nn.Module):
         oneDNN's 2-D ones without its reorders, GroupNorm and SiLU keep the layout, and
         cross-agent attention reads the channels-last view without a copy. Same function up
         to float rounding (tested against float64). ``python -m benchmarks.unet_layout``
-        (Zen 5, 2 threads, alternated in one process): MADiff training step ×0.89, EAQ fit
-        ×0.89-0.93, no-gradient EAQ forwards ×0.80-0.87 the channels-first time. Small
+        (Zen 5, 2 threads, alternated in one process): the MADiff training step ×0.88 on
+        MPE spread (×1.00 on SMAX), the EAQ fit step ×0.95, no-gradient EAQ forwards
+        ×0.81-0.85 the channels-first time. Small
         inputs without gradients (a MADiff act) keep the channels-first ``addmm`` path;
         so does bfloat16 autocast (``precision="bf16"``), where the 4-D layout was ×1.11
         slower, and CUDA (not measured there).
