@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.behaviour_config import TIERS, DatasetConfig, PPOConfig
+from benchmarks.cli import json_object
 
 DEFAULT_ENV_ID = "mpe2/simple_spread_v3"
 MANIFEST_VERSION = 1
@@ -712,19 +713,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     summ.add_argument("--env-kwargs", default="{}")
 
 
-def _parse_kwargs(text: str) -> dict[str, Any]:
-    try:
-        kwargs = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise SystemExit(f"--env-kwargs is not valid JSON ({exc}): {text!r}") from None
-    if not isinstance(kwargs, dict):
-        raise SystemExit(f"--env-kwargs must be a JSON object, got {text!r}.")
-    return kwargs
 
 
 def run(args: argparse.Namespace) -> int:
     if args.action == "summary":
-        env_kwargs = _parse_kwargs(args.env_kwargs)
+        env_kwargs = json_object(args.env_kwargs, "--env-kwargs")
         ids = local_behaviour_datasets(args.env, env_kwargs)
         if not ids:
             print(f"No behaviour datasets found under {_datasets_root()}.")
@@ -743,7 +736,7 @@ def run(args: argparse.Namespace) -> int:
             raise SystemExit(f"datasets subset: {exc}") from None
         print(format_summary(summarize([ds.spec.dataset_id])))
         return 0
-    env_kwargs = _parse_kwargs(args.env_kwargs)
+    env_kwargs = json_object(args.env_kwargs, "--env-kwargs")
     ppo = {} if args.timesteps is None else {"total_timesteps": args.timesteps}
     config = DatasetConfig.for_env(
         args.env, episodes=args.episodes, ppo=ppo, deterministic=args.deterministic

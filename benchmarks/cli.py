@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import sys
 from collections.abc import Callable
 
@@ -55,6 +56,18 @@ def script_main(
     )
     add_arguments(parser)
     return int(run(parser.parse_args(argv)) or 0)
+
+
+def json_object(text: str, flag: str) -> dict:
+    """A command-line JSON object (config overrides, env kwargs), or a clear exit naming
+    ``flag``."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SystemExit(f"{flag} is not valid JSON ({exc}): {text!r}") from None
+    if not isinstance(value, dict):
+        raise SystemExit(f"{flag} must be a JSON object, got {text!r}.")
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:

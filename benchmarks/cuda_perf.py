@@ -28,7 +28,6 @@ Prints Markdown tables; ``--out`` also writes them as JSON (atomically).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -37,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.cli import script_main
+from benchmarks.cli import json_object, script_main
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -238,10 +237,7 @@ def run(args) -> int:
     from wrappers import make_env
 
     dev = resolve_device(args.device)
-    try:
-        args.overrides = json.loads(args.config)
-    except json.JSONDecodeError as exc:
-        raise SystemExit(f"--config is not valid JSON: {exc}") from None
+    args.overrides = json_object(args.config, "--config")
     sections = set(args.sections.split(","))
     unknown = sections - {"act", "train", "eaq", "quality", "compile"}
     if unknown:

@@ -27,13 +27,12 @@ act-sized inputs keep their own paths and are not timed here.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from collections.abc import Callable, Iterator
 
 import numpy as np
 
-from benchmarks.cli import script_main
+from benchmarks.cli import json_object, script_main
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -74,16 +73,6 @@ def alternate(
     return ms
 
 
-def _json(text: str, flag: str) -> dict:
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise SystemExit(f"{flag} is not valid JSON: {e}") from None
-    if not isinstance(value, dict):
-        raise SystemExit(f"{flag} must be a JSON object of config overrides.")
-    return value
-
-
 def _advance(gen: Iterator) -> Callable[[], object]:
     return lambda: next(gen)
 
@@ -96,9 +85,8 @@ def run(args) -> int:
     from diffusion_agents.madiff.policy import _load_batch
     from diffusion_agents.madiff.training import TrainingRun
 
-    madiff_over, eaq_over = _json(args.madiff_config, "--madiff-config"), _json(
-        args.eaq_config, "--eaq-config"
-    )
+    madiff_over = json_object(args.madiff_config, "--madiff-config")
+    eaq_over = json_object(args.eaq_config, "--eaq-config")
     torch.set_num_threads(args.threads)
     a = (args.blocks, args.block_steps, args.warmup)
     rows: dict[str, dict[str, list[float]]] = {}
