@@ -17,7 +17,8 @@ round), so both layouts see the same weights, batches and machine state:
   steps, inverse dynamics included);
 - one EAQ fit per ``--eaq-dataset`` (``EAQAugmenter.fitter``, ``--eaq-config`` overrides);
 - no-gradient forwards of each EAQ U-Net on ``--sample-batch`` random episode tensors of its
-  layout's shape, as sampling runs them.
+  layout's shape, as sampling runs them (rounds of ``--block-steps // 5`` forwards, two
+  untimed first).
 
 The table gives median milliseconds per step (or forward) and the ratio nhwc /
 channels-first: below 1 is faster. ``torch.compile`` (MADiff's ``compile=True``) and small
