@@ -278,11 +278,11 @@ class AgentAttention(nn.Module):
     ) -> torch.Tensor:
         if cl:
             return self._forward_cl(x, agent_mask)
-        a = self.n_agents
-        h = x.shape[-1]
-        if x.dim() == 4:
+        if x.dim() == 4:  # (n, c, 1, h) channels-last: its (n, h, c) view, no copy
             out = self._forward_cl(x.squeeze(2).transpose(1, 2), agent_mask)
             return out.transpose(1, 2).unsqueeze(2)
+        a = self.n_agents
+        h = x.shape[-1]
         seq = rearrange(x, "(b a) c h -> (b h) a c", a=a)
         q = self.norm(seq)
         pad = None
@@ -476,10 +476,10 @@ class TemporalUNet(nn.Module):
         to float rounding (tested against float64). ``python -m benchmarks.unet_layout``
         (Zen 5, 2 threads, alternated in one process): the MADiff training step ×0.88 on
         MPE spread (×1.00 on SMAX), the EAQ fit step ×0.95, no-gradient EAQ forwards
-        ×0.81-0.85 the channels-first time. Small
-        inputs without gradients (a MADiff act) keep the channels-first ``addmm`` path;
-        so does bfloat16 autocast (``precision="bf16"``), where the 4-D layout was ×1.11
-        slower, and CUDA (not measured there).
+        ×0.81-0.85 the channels-first time. Small inputs without gradients (a MADiff act)
+        keep the channels-first ``addmm`` path; so does bfloat16 autocast
+        (``precision="bf16"``), where the 4-D layout was ×1.11 slower, and CUDA (not
+        measured there).
         """
         cl = torch.is_grad_enabled() and self.channels_last_training
         nhwc = (
