@@ -26,11 +26,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
+from functools import partial
 
 import numpy as np
 
 from benchmarks.cli import script_main
+from benchmarks.perf import alternated_ms
 
 DEFAULT_SHAPES = "[[32, 3, 12, 64], [32, 3, 6, 128], [32, 5, 12, 64], [32, 5, 6, 128]]"
 HEADS = 4
@@ -125,15 +126,8 @@ def time_shape(shape, rounds: int, calls: int) -> dict[str, list[float]]:
 
     for core in forms.values():
         step(core)
-    us: dict[str, list[float]] = {name: [] for name in forms}
-    items = list(forms.items())
-    for r in range(rounds):
-        for name, core in items if r % 2 == 0 else items[::-1]:
-            t0 = time.perf_counter()
-            for _ in range(calls):
-                step(core)
-            us[name].append((time.perf_counter() - t0) * 1e6 / calls)
-    return us
+    ms = alternated_ms({name: partial(step, core) for name, core in forms.items()}, rounds, calls)
+    return {name: [v * 1000 for v in per_round] for name, per_round in ms.items()}
 
 
 def run(args) -> int:

@@ -713,8 +713,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     summ.add_argument("--env-kwargs", default="{}")
 
 
-
-
 def run(args: argparse.Namespace) -> int:
     if args.action == "summary":
         env_kwargs = json_object(args.env_kwargs, "--env-kwargs")

@@ -38,6 +38,7 @@ import resource
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -82,6 +83,29 @@ def _median_ms(fn, repeats: int, warmup: int = 3, key: str | None = None) -> flo
     if key is not None:
         CPU_MS[key] = 1000 * statistics.median(cs)
     return 1000 * statistics.median(ts)
+
+
+def alternated_ms(
+    steps: dict[str, Callable[[], object]],
+    rounds: int,
+    calls: int,
+    before: Callable[[str], object] | None = None,
+) -> dict[str, list[float]]:
+    """Milliseconds per call of each named step: per round, one block of ``calls`` calls per
+    name, the names' order reversed every other round, so the machine's drift falls evenly
+    on all of them. ``before(name)``, untimed, sets up each block (e.g. flips a layout)."""
+    ms: dict[str, list[float]] = {name: [] for name in steps}
+    names = list(steps)
+    for r in range(rounds):
+        for name in names if r % 2 == 0 else names[::-1]:
+            if before is not None:
+                before(name)
+            step = steps[name]
+            t0 = time.perf_counter()
+            for _ in range(calls):
+                step()
+            ms[name].append((time.perf_counter() - t0) * 1000 / calls)
+    return ms
 
 
 def _rate_json(row: tuple[float, float, float] | str | None) -> dict[str, float] | str | None:

@@ -28,12 +28,12 @@ act-sized inputs keep their own paths and are not timed here.
 from __future__ import annotations
 
 import argparse
-import time
 from collections.abc import Callable, Iterator
 
 import numpy as np
 
 from benchmarks.cli import json_object, script_main
+from benchmarks.perf import alternated_ms
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -61,15 +61,10 @@ def alternate(
     False then True (swapped every other round); ``nhwc`` is left True."""
     for _ in range(warmup):
         step()
-    ms: dict[str, list[float]] = {"channels-first": [], "nhwc": []}
-    order = [("channels-first", False), ("nhwc", True)]
-    for r in range(blocks):
-        for name, flag in order if r % 2 == 0 else order[::-1]:
-            unet.nhwc = flag
-            t0 = time.perf_counter()
-            for _ in range(block_steps):
-                step()
-            ms[name].append((time.perf_counter() - t0) * 1000 / block_steps)
+    ms = alternated_ms(
+        {"channels-first": step, "nhwc": step}, blocks, block_steps,
+        before=lambda name: setattr(unet, "nhwc", name == "nhwc"),
+    )
     unet.nhwc = True
     return ms
 
