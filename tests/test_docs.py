@@ -1,4 +1,4 @@
-"""The README and docs/ stay true to the code: the quick start runs, documented commands parse.
+"""The README and docs/ stay true to the code: their examples run, their commands parse.
 
 Users copy these snippets; an option renamed in the code but not in the docs would fail
 only for them.
@@ -19,36 +19,81 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 
-# The quick start's training and augmentation sizes, shrunk for a test; every pair must
-# match the README once, so editing the snippet breaks this test instead of skipping it.
-QUICK_START_SIZES = [
-    ("num_episodes=100", "num_episodes=6"),
-    ("MADiffConfig(n_steps=2000)", "MADiffConfig(n_steps=20)"),
-    ("eaq.augment(ds, ratio=1.0)", "eaq.augment(ds, ratio=1.0, n_steps=10)"),
-]
+# Snippets that run in a test, with their training and data sizes shrunk: every pair must
+# match its snippet once, so editing a snippet breaks this test instead of skipping it.
+# Snippets that read "mpe2/simple_spread/medium-v0" get a small random dataset of that id.
+RUNNABLE = {
+    "README.md:0": [
+        ("num_episodes=100", "num_episodes=6"),
+        ("MADiffConfig(n_steps=2000)", "MADiffConfig(n_steps=20)"),
+        ("eaq.augment(ds, ratio=1.0)", "eaq.augment(ds, ratio=1.0, n_steps=10)"),
+    ],
+    "madiff.md:0": [("MADiffConfig(n_steps=10_000)", "MADiffConfig(n_steps=20)")],
+    "eaq.md:1": [
+        ("n_steps=3000", "n_steps=10"),
+        ("aug.sample(1000, seed=1)", "aug.sample(8, seed=1)"),
+        ("num_episodes=5000", "num_episodes=8"),
+    ],
+    "smac.md:0": [("num_episodes=100", "num_episodes=2")],
+}
 
 
-def _quick_start() -> str:
-    readme = (ROOT / "README.md").read_text()
-    section = readme.split("## Quick start", 1)[1]
-    return re.search(r"```python\n(.*?)```", section, re.S).group(1)
+def _python_blocks() -> dict[str, str]:
+    """``{"README.md:0": code, ...}``: the ``python`` blocks of the README and docs/."""
+    return {f"{path.name}:{i}": block for path in DOCS
+            for i, block in enumerate(re.findall(r"```python\n(.*?)```", path.read_text(), re.S))}
 
 
-def test_readme_quick_start_runs(tmp_path, monkeypatch) -> None:
-    code = _quick_start()
-    for old, new in QUICK_START_SIZES:
-        assert code.count(old) == 1, f"README quick start no longer contains {old!r}"
+def _record_medium(n: int) -> None:
+    from wrappers import RandomPolicy, make_env, record_dataset
+
+    env = make_env("mpe2/simple_spread_v3", N=3)
+    record_dataset("mpe2/simple_spread_v3", RandomPolicy(env, seed=0), num_episodes=n,
+                   dataset_id="mpe2/simple_spread/medium-v0", env_kwargs={"N": 3},
+                   show_progress=False)
+
+
+@pytest.mark.parametrize("name", sorted(RUNNABLE))
+def test_snippet_runs(name, tmp_path, monkeypatch) -> None:
+    code = _python_blocks()[name]
+    for old, new in RUNNABLE[name]:
+        assert code.count(old) == 1, f"{name} no longer contains {old!r}"
         code = code.replace(old, new)
-    monkeypatch.chdir(tmp_path)  # policy.save("madiff.safetensors") writes to the cwd
+    if "mpe2/simple_spread/medium-v0" in code:
+        _record_medium(6)
+    monkeypatch.chdir(tmp_path)  # snippets save to relative paths
     ns: dict = {}
-    exec(compile(code, "README.md (quick start)", "exec"), ns)
+    exec(compile(code, name, "exec"), ns)
+    CHECKS[name](ns, tmp_path)
 
+
+def _check_readme(ns: dict, cwd: Path) -> None:
     assert ns["batch"].obs.shape[:1] == (6,)
-    assert (tmp_path / "madiff.safetensors").is_file()
+    assert (cwd / "madiff.safetensors").is_file()
     assert not ns["env"].agents and ns["futures"] is not None
-    augmented = ns["augmented"]
-    assert augmented.spec.dataset_id == "mpe2/simple_spread/random-eaq-v0"
-    assert augmented.total_episodes == 12
+    assert ns["augmented"].spec.dataset_id == "mpe2/simple_spread/random-eaq-v0"
+    assert ns["augmented"].total_episodes == 12
+
+
+def _check_madiff(ns: dict, cwd: Path) -> None:
+    assert (cwd / "madiff.safetensors").is_file() and (cwd / "runs").is_dir()
+    assert set(ns["actions"]) == set(ns["obs"])
+
+
+def _check_eaq(ns: dict, cwd: Path) -> None:
+    import minari
+
+    assert (cwd / "runs/eaq_medium/config.json").is_file()
+    assert ns["res"].batch.obs.shape[0] <= 8
+    assert minari.load_dataset("mpe2/simple_spread/medium-eaq-v0").total_episodes == 6 + 8
+
+
+def _check_smax(ns: dict, cwd: Path) -> None:
+    assert ns["batch"].obs.shape[0] == 2 and ns["batch"].alive.dtype == bool
+
+
+CHECKS = {"README.md:0": _check_readme, "madiff.md:0": _check_madiff, "eaq.md:1": _check_eaq,
+          "smac.md:0": _check_smax}
 
 
 def _documented_commands() -> list[tuple[str, str]]:
@@ -128,17 +173,12 @@ def test_the_command_check_catches_a_stale_option(bad) -> None:
     assert exc.value.code == 2
 
 
-def _python_blocks() -> list:
-    return [pytest.param(path.name, i, block, id=f"{path.name}:{i}") for path in DOCS
-            for i, block in enumerate(re.findall(r"```python\n(.*?)```", path.read_text(), re.S))]
-
-
-@pytest.mark.parametrize("doc, index, block", _python_blocks())
-def test_python_snippets_parse_and_their_imports_exist(doc, index, block) -> None:
+@pytest.mark.parametrize("name", sorted(_python_blocks()))
+def test_python_snippets_parse_and_their_imports_exist(name) -> None:
     """Every ``python`` block of the README and docs/ is valid Python whose imports resolve
-    (the README's quick start also runs, above)."""
+    (those in ``RUNNABLE`` also run, above)."""
     import ast
 
-    tree = ast.parse(block, f"{doc} block {index}")
+    tree = ast.parse(_python_blocks()[name], name)
     imports = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
-    exec(compile(ast.Module(imports, type_ignores=[]), f"{doc} block {index}", "exec"), {})
+    exec(compile(ast.Module(imports, type_ignores=[]), name, "exec"), {})
