@@ -1,4 +1,4 @@
-"""The README and docs/ stay true to the code: their examples run, their commands parse.
+"""The README and docs/ stay true to the code: examples run, commands parse, links resolve.
 
 Users copy these snippets; an option renamed in the code but not in the docs would fail
 only for them.
@@ -182,3 +182,42 @@ def test_python_snippets_parse_and_their_imports_exist(name) -> None:
     tree = ast.parse(_python_blocks()[name], name)
     imports = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
     exec(compile(ast.Module(imports, type_ignores=[]), name, "exec"), {})
+
+
+def _slug(heading: str) -> str:
+    """GitHub's anchor for a Markdown heading: lower case, punctuation dropped (``-`` and
+    ``_`` kept), spaces to hyphens."""
+    text = re.sub(r"`|\[|\]\([^)]*\)", "", heading.strip().lower())
+    return re.sub(r"[^\w\- ]", "", text).replace(" ", "-")
+
+
+def _anchors(path: Path) -> set[str]:
+    text = re.sub(r"```.*?```", "", path.read_text(), flags=re.S)
+    anchors: set[str] = set()
+    for heading in re.findall(r"^#+ (.+)$", text, re.M):
+        slug, n = _slug(heading), 1
+        while slug in anchors:  # repeated headings get -1, -2, ...
+            slug, n = f"{_slug(heading)}-{n}", n + 1
+        anchors.add(slug)
+    return anchors
+
+
+def test_relative_links_and_anchors_resolve() -> None:
+    """Every relative link of the README and docs/ names a file of the repository, and
+    every ``#anchor`` into a Markdown file names one of its headings."""
+    broken, checked = [], 0
+    for path in DOCS:
+        for target in re.findall(r"\]\(([^)\s]+)\)", path.read_text()):
+            if target.startswith(("http://", "https://", "mailto:")):
+                continue
+            file, _, anchor = target.partition("#")
+            dest = (path.parent / file).resolve() if file else path
+            checked += 1
+            if not dest.exists():
+                broken.append(f"{path.name}: {target} (no such file)")
+            elif anchor and dest.suffix == ".md" and anchor not in _anchors(dest):
+                broken.append(f"{path.name}: {target} (no such heading)")
+    assert not broken, "\n".join(broken)
+    assert checked >= 150
+    assert _slug("The README's training-speed notes, sessions 6-33") == (
+        "the-readmes-training-speed-notes-sessions-6-33")
