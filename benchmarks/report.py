@@ -84,6 +84,31 @@ def improvement_pairs(entries: list[str]) -> list[tuple[str, str]]:
     return pairs
 
 
+def _flat_options(options: dict[str, Any], prefix: str = "") -> list[str]:
+    """``{"config": {"n_steps": 2000}}`` -> ``["config.n_steps=2000"]``."""
+    out = []
+    for key, value in options.items():
+        if isinstance(value, dict) and value:
+            out += _flat_options(value, f"{prefix}{key}.")
+        else:
+            out.append(f"{prefix}{key}={json.dumps(value, separators=(',', ':'))}")
+    return out
+
+
+def run_settings(results: list[dict[str, Any]]) -> dict[str, dict[str, str]]:
+    """``{entry: {task: "options"}}``: what the grid config set for each entry's algorithm
+    (and transform, prefixed by its name); everything else ran at its defaults. A score is
+    only readable next to these (the quick preset trains MADiff for 2,000 steps)."""
+    out: dict[str, dict[str, str]] = {}
+    for r in results:
+        run = r["run"]
+        parts = _flat_options(run.get("algorithm_options") or {})
+        if run.get("transform"):
+            parts += _flat_options(run.get("transform_options") or {}, f"{run['transform']}.")
+        out.setdefault(r["entry"], {})[task_label(r)] = ", ".join(parts) or "defaults"
+    return out
+
+
 def summarize(
     results: list[dict[str, Any]], infos: dict[str, dict[str, Any]], *,
     reps: int = stats.DEFAULT_REPS, seed: int = 0,
@@ -176,6 +201,7 @@ def summarize(
         "dataset_differences": derived,
         "replicate_differences": replicates,
         "datasets": data_rows,
+        "settings": run_settings(results),
         "bootstrap": {"reps": reps, "seed": seed, "ci": 0.95, "kind": "stratified percentile"},
     }
 
@@ -408,6 +434,7 @@ def leaderboard_markdown(summary: dict[str, Any], *, title: str, footer: str = "
         [((e, f"{label} ({d['fits']} fits: {', '.join(f'{v:+.1f}' for v in d['per_fit'])})"), d)
          for e, by_group in pooled.items() for label, d in by_group.items()],
     )
+    lines += _settings_table(summary.get("settings") or {})
     for t in summary["tasks"]:
         rows = summary["per_task"][t]
         data = summary["datasets"].get(t, {})
@@ -439,6 +466,21 @@ def leaderboard_markdown(summary: dict[str, Any], *, title: str, footer: str = "
     if footer:
         lines += [footer, ""]
     return "\n".join(lines)
+
+
+def _settings_table(settings: dict[str, dict[str, str]]) -> list[str]:
+    """Options the grid set per entry (one row per entry when every task got the same)."""
+    if not settings:
+        return []
+    lines = ["Settings: the options the grid config set; all others at their defaults "
+             "(the algorithms' option classes, `MADiffConfig`, `EAQConfig`).", "",
+             "| entry | options |", "| --- | --- |"]
+    for entry, by_task in settings.items():
+        if len(set(by_task.values())) == 1:
+            lines.append(f"| {entry} | `{next(iter(by_task.values()))}` |")
+        else:
+            lines += [f"| {entry} ({task}) | `{opts}` |" for task, opts in sorted(by_task.items())]
+    return lines + [""]
 
 
 def _num(x: float | None, digits: int = 2) -> str:

@@ -57,6 +57,9 @@ def test_tiny_grid_end_to_end(tmp_path):
     md = (out / "leaderboard.md").read_text()
     assert "| iql_cql |" in md and "IQM" in md and "tiny-v0" in md
     assert "| bc+eaq > bc |" in md  # probability of improvement of learner+EAQ vs learner
+    assert "| random | `defaults` |" in md  # the settings each entry ran with
+    assert "| bc | `steps=20, batch_size=32, hidden=16` |" in md
+    assert "eaq.config.n_steps=5" in md and "eaq.augment.num_episodes=4" in md
     # bc+eaq trained on the new EAQ dataset; the source dataset is untouched
     eaq_rec = [json.loads(x) for x in lines if json.loads(x)["entry"] == "bc+eaq"][0]
     assert eaq_rec["train_dataset"] == "mpe2/simple_spread/tiny-eaq-v0"

@@ -122,6 +122,41 @@ def test_improvement_of_an_entry_run_on_some_tasks_uses_the_shared_tasks():
     assert est["value"] == 1.0
 
 
+def test_leaderboard_lists_the_options_each_entry_ran_with():
+    """A score is only readable next to its settings: the report lists what the grid set
+    per entry (one row when every task got the same, one per task otherwise)."""
+    from benchmarks.report import leaderboard_markdown, summarize
+
+    def result(task, entry, seed, algo_opts, transform=None, tf_opts=None):
+        return {
+            "run": {"task": task, "dataset": f"d/{task}-v0", "seed": seed,
+                    "algorithm_options": algo_opts, "transform": transform,
+                    "transform_options": tf_opts or {}},
+            "entry": entry, "mean_normalized": 1.0, "mean_return": 1.0,
+            "win_rate": None, "train_seconds": 0.0,
+        }
+
+    results = [
+        result(task, entry, s, opts, tf, tf_opts)
+        for s in (0, 1) for task in ("a", "b")
+        for entry, opts, tf, tf_opts in (
+            ("random", {}, None, None),
+            ("madiff_d", {"config": {"n_steps": 2000 if task == "a" else 3000}}, None, None),
+            ("bc+eaq", {"steps": 20}, "eaq",
+             {"config": {"n_steps": 5, "dim_mults": [1]}, "augment": {"ratio": 1.0}}),
+        )
+    ]
+    summary = summarize(results, {}, reps=50)
+    assert summary["settings"]["madiff_d"] == {"a:a-v0": "config.n_steps=2000",
+                                               "b:b-v0": "config.n_steps=3000"}
+    md = leaderboard_markdown(summary, title="t")
+    assert "| random | `defaults` |" in md
+    assert "| madiff_d (a:a-v0) | `config.n_steps=2000` |" in md
+    assert "| madiff_d (b:b-v0) | `config.n_steps=3000` |" in md
+    assert ("| bc+eaq | `steps=20, eaq.config.n_steps=5, eaq.config.dim_mults=[1], "
+            "eaq.augment.ratio=1.0` |") in md
+
+
 def test_paired_difference_hand_computed_and_seeded():
     x = [np.array([3.0, 5.0, 7.0]), np.array([1.0, 1.0])]
     y = [np.array([1.0, 4.0, 5.0]), np.array([0.0, 2.0])]
