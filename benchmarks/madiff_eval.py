@@ -307,15 +307,20 @@ def _merge(args) -> int:
     table = _print_table(title, rows, first["dataset_scores"], teammate)
     out = {
         "merged": args.merge,
+        "seeds": [r.get("seed_start") for r in runs],
+        "commands": [r.get("command") for r in runs],
         "per_seed": {k: [float(x.mean()) for x in v] for k, v in rows.items()},
         "table": {
             k: {"mean": m, "low": lo, "high": hi} for k, (m, lo, hi) in table.items()
         },
+        # per-episode normalized scores (seed-major, each seed's evaluation episodes in
+        # order), so that later runs on the same seeds can be paired with these
+        "scores": {k: [np.round(x, 4).tolist() for x in v] for k, v in rows.items()},
     }
-    path = Path(args.out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(out, indent=2))
-    print(f"\nwrote {path}")
+    from benchmarks.harness import write_json_atomic
+
+    write_json_atomic(args.out, out)
+    print(f"\nwrote {args.out}")
     return 0
 
 

@@ -52,7 +52,12 @@ def test_extends_the_ddpm_row_of_the_same_model_and_merges(tmp_path):
     assert list(ext["ddpm_extension"]) == ["1-2", "3-3"]
     merged = tmp_path / "merged.json"
     assert cli(["madiff", "--merge", str(out), "--out", str(merged)]) == 0
-    assert PAIRED_DDPM in json.loads(merged.read_text())["table"]
+    merged = json.loads(merged.read_text())
+    assert PAIRED_DDPM in merged["table"] and merged["seeds"] == [1]
+    # per-episode scores survive the merge, so later runs can be paired with them
+    assert merged["scores"]["madiff-d"] == [
+        [round(x, 4) for x in ext["scores"]["madiff-d"][0]]
+    ]
 
 
 def test_refuses_a_model_that_does_not_reproduce_the_report(tmp_path, capsys):
