@@ -31,7 +31,6 @@ import contextlib
 import dataclasses
 import json
 import os
-import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -52,6 +51,7 @@ from tqdm.auto import tqdm
 
 from benchmarks.behaviour_config import PPOConfig
 from wrappers import make_env
+from wrappers.files import atomic_path
 from wrappers.spaces import action_mask, flatten_obs, has_action_mask, obs_dim
 
 POLICY_FORMAT_VERSION = 1
@@ -605,14 +605,8 @@ class BehaviourPolicy:
             "agents": self.encoder.agents,
             "deterministic": self.deterministic,
         }
-        fd, tmp = tempfile.mkstemp(prefix=".partial-", suffix=".zip", dir=path.parent)
-        os.close(fd)
-        try:
-            self.model.save(tmp)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
+        with atomic_path(path, suffix=".zip") as tmp:  # SB3 appends .zip to other names
+            self.model.save(str(tmp))
         _write_json_atomic(path.with_suffix(".json"), meta)
         return path
 
@@ -720,14 +714,8 @@ class SnapshotSequencePolicy:
 
 
 def _write_json_atomic(path: Path, obj: Any) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=".partial-", suffix=".json", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=2, sort_keys=True)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True))
 
 
 __all__ = [

@@ -11,6 +11,7 @@ import functools
 import json
 import os
 import shutil
+import stat
 from typing import Any
 
 import minari
@@ -253,6 +254,11 @@ def test_tiers_are_ordered_by_return_and_carry_ref_scores(walk):
         (behaviour.policies_dir(dataset_namespace(WALK)) / "manifest.json").read_text()
     )
     assert manifest["ref_min_score"] == ref_min and manifest["ref_max_score"] == ref_max
+    umask = os.umask(0)
+    os.umask(umask)
+    for f in behaviour.policies_dir(dataset_namespace(WALK)).rglob("*.*"):
+        # readable like the datasets beside them, not tempfile's private 0o600
+        assert stat.S_IMODE(f.stat().st_mode) == 0o666 & ~umask, f
     medium_i = manifest["tiers"]["medium"]["snapshot"]
     assert manifest["tiers"]["poor"]["snapshot"] <= medium_i
     assert manifest["tiers"]["medium-replay"]["snapshots"] == list(range(medium_i + 1))
