@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
@@ -29,3 +31,11 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture
+def umask_022():
+    """The common umask, so that file-permission checks do not depend on the runner's."""
+    old = os.umask(0o022)
+    yield
+    os.umask(old)

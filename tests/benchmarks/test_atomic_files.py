@@ -6,15 +6,7 @@ from __future__ import annotations
 import os
 import stat
 
-import pytest
 import torch
-
-
-@pytest.fixture
-def umask_022():
-    old = os.umask(0o022)
-    yield
-    os.umask(old)
 
 
 def _mode(path) -> int:
