@@ -31,7 +31,6 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -201,15 +200,13 @@ def main(argv: list[str] | None = None) -> int:
               f"{r['distance'].mean():.2f} | {r['q'].mean():.2f} |")
     wall = time.perf_counter() - t0
     print(f"{len(jobs)} fits in {wall:.0f} s ({a.workers} workers); base config {BASE}")
-    out = Path(a.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"command": " ".join(["python -m benchmarks.eaq_guidance_toy",
-                                                    *(argv if argv is not None else sys.argv[1:])]),
-                               "real": real_s, "base": BASE, "rows": rows, "wall_s": wall},
-                              indent=1))
-    tmp.replace(out)
-    print(f"wrote {out}")
+    from benchmarks.harness import write_json_atomic
+
+    command = " ".join(["python -m benchmarks.eaq_guidance_toy",
+                        *(argv if argv is not None else sys.argv[1:])])
+    write_json_atomic(a.out, {"command": command, "real": real_s, "base": BASE, "rows": rows,
+                              "wall_s": wall})
+    print(f"wrote {a.out}")
     return 0
 
 

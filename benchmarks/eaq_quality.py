@@ -22,6 +22,8 @@ import sys
 import time
 from pathlib import Path
 
+from benchmarks.harness import write_json_atomic
+
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -110,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     slug = args.dataset.replace("/", "_")
     out = Path(args.out or f"benchmarks/results/eaq_quality_{slug}.png")
     plot_report(out, real, synthetic, metrics, title=f"EAQ on {args.dataset}", seed=args.seed)
-    out.with_suffix(".json").write_text(json.dumps(metrics, indent=1))
+    write_json_atomic(out.with_suffix(".json"), metrics)
 
     rows = [
         ("mean return (generated rewards)", "mean_return_synthetic", "mean_return_real"),

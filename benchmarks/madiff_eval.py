@@ -415,10 +415,8 @@ def run(args) -> int:
             if k not in ("command", "_module") and v not in (False, None)
         ),
     }
-    path = Path(args.out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(out, indent=2))
-    tmp.replace(path)
-    print(f"\nwrote {path}")
+    from benchmarks.harness import write_json_atomic
+
+    write_json_atomic(args.out, out)
+    print(f"\nwrote {args.out}")
     return 0

@@ -39,7 +39,6 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -360,9 +359,9 @@ def run(args) -> int:
         "peak_rss_mib": {"act": rss_act, "reference": rss_ref, "train": rss_train},
         "sampler_step_us": {"ours": 1000 * ours_ms, "diffusers": 1000 * diff_ms},
     }
-    path = Path(args.out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(out, indent=2))
-    print(f"\nwrote {path}")
+    from benchmarks.harness import write_json_atomic
+
+    write_json_atomic(args.out, out)
+    print(f"\nwrote {args.out}")
 
     return 0

@@ -24,7 +24,6 @@ time of its first calls. Run::
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -193,10 +192,9 @@ def run(args: argparse.Namespace) -> int:
             "rows": rows,
             "command": cmd,
         }
-        tmp = args.out.with_suffix(args.out.suffix + ".tmp")
-        tmp.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(json.dumps(payload, indent=2))
-        os.replace(tmp, args.out)
+        from benchmarks.harness import write_json_atomic
+
+        write_json_atomic(args.out, payload)
     return 0
 
 
