@@ -17,6 +17,7 @@ import numpy as np
 
 from benchmarks import stats
 from benchmarks.harness import write_json_atomic, write_text_atomic
+from wrappers.files import atomic_path
 
 DATA_ROW = "(dataset)"
 
@@ -574,10 +575,9 @@ def plot(summary: dict[str, Any], folder: Path) -> list[Path]:
 def _save(fig, path: Path) -> None:
     import matplotlib.pyplot as plt
 
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=110)
+    with atomic_path(path, suffix=".png") as tmp:  # savefig picks the format by suffix
+        fig.savefig(tmp, dpi=110)
     plt.close(fig)
-    tmp.replace(path)
 
 
 def run_commits(results: list[dict[str, Any]]) -> list[str]:

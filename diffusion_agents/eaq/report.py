@@ -38,6 +38,7 @@ from sklearn.manifold import TSNE
 from sklearn.neighbors import NearestNeighbors
 
 from wrappers import EpisodeBatch
+from wrappers.files import atomic_path
 
 
 def _joint_obs(batch: EpisodeBatch) -> np.ndarray:
@@ -420,8 +421,6 @@ def plot_report(
     if title:
         fig.suptitle(title, fontsize=10)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.partial.png")
-    fig.savefig(tmp, dpi=110)
-    tmp.replace(path)
+    with atomic_path(path, suffix=".png") as tmp:  # savefig picks the format by suffix
+        fig.savefig(tmp, dpi=110)
     return path
