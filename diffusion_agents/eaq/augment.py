@@ -33,6 +33,7 @@ from minari.data_collector.episode_buffer import EpisodeBuffer
 from minari.dataset.minari_dataset import parse_dataset_id
 from minari.storage.datasets_root_dir import get_dataset_path
 from safetensors.torch import load_file, save_file
+from torch import nn
 from tqdm.auto import tqdm
 
 from diffusion_agents.diffusion import resolve_device, training_autocast
@@ -44,6 +45,7 @@ from diffusion_agents.eaq.encode import (
     RowNormalizer,
 )
 from diffusion_agents.eaq.model import EAQModel
+from diffusion_agents.flat_training import FlatEMA, FlatParameters
 from wrappers import EpisodeBatch, load_episodes
 from wrappers.minari_io import (
     META_KEY,
@@ -171,7 +173,6 @@ class EAQAugmenter:
             inv.fit_scale(data, step_mask)
         if rew is not None:
             rew.fit_scale(data, rewards, step_mask)
-        self.ema = EMA(self.model.net, beta=cfg.ema_decay, update_after_step=0, update_every=1)
         self.source = {
             "dataset_id": batch.dataset_id,
             "num_episodes": batch.num_episodes,
@@ -200,13 +201,17 @@ class EAQAugmenter:
         if self.model.anchor_mask is not None:
             self.anchors = data[:, self.model.anchor_mask].cpu().contiguous()
         model = self.model
-        opt = torch.optim.Adam(model.net.parameters(), lr=cfg.learning_rate)
-        # Q_phi and the dynamics models (when used) learn from the real data only
-        aux = list(model.q.parameters())
-        for extra in (model.dyn, model.inv, model.rew):
-            if extra is not None:
-                aux += list(extra.parameters())
-        q_opt = torch.optim.Adam(aux, lr=cfg.q_learning_rate)
+        # f_theta, and Q_phi with the dynamics models (when used), which learn from the real
+        # data only: each as one flat tensor, so Adam and the EMA run a few kernels per step
+        flat = FlatParameters(model.net)
+        aux_models = [m for m in (model.q, model.dyn, model.inv, model.rew) if m is not None]
+        aux = FlatParameters(nn.ModuleList(aux_models))
+        self.ema = FlatEMA(model.net, flat, beta=cfg.ema_decay, update_after_step=0,
+                           update_every=1)
+        # the per-tensor Adam kernel on the flat tensor gives the same bits as Adam over the
+        # separate parameters (checked); fused=True rounds differently and was no faster here
+        opt = torch.optim.Adam([flat.param], lr=cfg.learning_rate, foreach=False)
+        q_opt = torch.optim.Adam([aux.param], lr=cfg.q_learning_rate, foreach=False)
         gen = torch.Generator().manual_seed(cfg.seed)
         E = data.shape[0]
         autocast = training_autocast(cfg.precision, dev)
@@ -222,8 +227,8 @@ class EAQAugmenter:
                     dynamics_weight=cfg.dynamics_weight if step >= cfg.q_warmup_steps else 0.0,
                     reward_targets=None if rewards is None else rewards[idx],
                 )
-            opt.zero_grad(set_to_none=True)
-            q_opt.zero_grad(set_to_none=True)
+            flat.zero_grad()
+            aux.zero_grad()
             aux_fit = sum(losses.get(k, 0.0) for k in ("dyn_fit", "inv_fit", "rew_fit"))
             (losses["model"] + losses["q_fit"] + aux_fit).backward()
             # q_fit only reaches Q_phi; L_Qtot only reaches f_theta (Q_phi frozen in it).
@@ -460,10 +465,12 @@ class EAQAugmenter:
         tmp = path.with_name(f".{path.name}.partial-{os.getpid()}")
         tmp.mkdir(parents=True)
         try:
-            tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
-            tensors.update(
-                {f"ema.{k}": v.detach().cpu().contiguous() for k, v in self.ema.ema_model.state_dict().items()}
-            )
+            # own copies: after fit the parameters are views of one flat storage each
+            # (FlatParameters), which safetensors may refuse as shared memory
+            tensors = {f"model.{k}": v.detach().to("cpu", copy=True)
+                       for k, v in self.model.state_dict().items()}
+            tensors.update({f"ema.{k}": v.detach().to("cpu", copy=True)
+                            for k, v in self.ema.ema_model.state_dict().items()})
             if self.anchors is not None:
                 tensors["anchors"] = self.anchors.detach().cpu().contiguous()
             save_file(tensors, str(tmp / "weights.safetensors"))

@@ -9,7 +9,7 @@ import torch
 from ema_pytorch import EMA
 from torch import nn
 
-from diffusion_agents.madiff.training import FlatEMA, FlatParameters
+from diffusion_agents.flat_training import FlatEMA, FlatParameters
 
 
 def _net(seed: int = 0) -> nn.Module:
