@@ -78,3 +78,23 @@ def test_flat_parameters_refuse_mixed_dtypes():
     net.bias.data = net.bias.data.double()
     with pytest.raises(ValueError, match="one dtype"):
         FlatParameters(net)
+
+
+def test_flat_single_tensor_adam_is_bit_identical_to_per_tensor_adam():
+    """EAQ's optimizer: Adam's per-tensor kernel over the flat tensor gives the same bits as
+    Adam over the separate parameters (so the switch changed no EAQ result)."""
+    ref, net = _net(), _net()
+    flat = FlatParameters(net)
+    opt_ref = torch.optim.Adam(ref.parameters(), lr=1e-2, foreach=False)
+    opt = torch.optim.Adam([flat.param], lr=1e-2, foreach=False)
+    gen = torch.Generator().manual_seed(2)
+    for _ in range(7):
+        x = torch.randn(16, 5, generator=gen)
+        opt_ref.zero_grad(set_to_none=True)
+        _loss(ref, x).backward()
+        opt_ref.step()
+        flat.zero_grad()
+        _loss(net, x).backward()
+        opt.step()
+    for (k, a), b in zip(ref.state_dict().items(), net.state_dict().values()):
+        assert torch.equal(a, b), k
