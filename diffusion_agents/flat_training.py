@@ -52,6 +52,16 @@ class FlatParameters:
         if with_grad:
             self.param.grad = self.grad
 
+    def views(self, start: int, end: int) -> nn.Parameter:
+        """A parameter over ``data[start:end]`` whose gradient is ``grad[start:end]``: for an
+        optimizer that steps parts of the flat tensor with their own settings."""
+        if not 0 <= start < end <= self.data.numel():
+            raise ValueError(f"FlatParameters.views: bad range [{start}, {end}).")
+        part = nn.Parameter(self.data[start:end], requires_grad=self.grad is not None)
+        if self.grad is not None:
+            part.grad = self.grad[start:end]
+        return part
+
     def zero_grad(self) -> None:
         self.grad.zero_()
 

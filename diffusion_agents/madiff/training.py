@@ -186,13 +186,29 @@ def sample_batch(
     return out
 
 
-def make_optimizer(flat: FlatParameters, config: MADiffConfig) -> torch.optim.Optimizer:
-    """Fused AdamW over the one flat parameter tensor."""
+def make_optimizer(
+    flat: FlatParameters, config: MADiffConfig, model: MADiffModel | None = None
+) -> torch.optim.Optimizer:
+    """Fused AdamW over the one flat parameter tensor; with ``config.inverse_learning_rate``
+    over its parts, the inverse-dynamics ranges (``model`` required) in a group of their own
+    at that rate (views of the flat tensor, so clipping and the EMA still see one tensor)."""
+    kw = {"lr": config.learning_rate, "weight_decay": config.weight_decay, "fused": True}
+    if config.inverse_learning_rate is None:
+        return torch.optim.AdamW([flat.param], **kw)
+    if model is None:
+        raise ValueError("make_optimizer: inverse_learning_rate needs the model.")
+    inv = inverse_ranges(model, flat)
+    rest, off = [], 0
+    for a, b in inv:
+        if a > off:
+            rest.append(flat.views(off, a))
+        off = b
+    if off < flat.data.numel():
+        rest.append(flat.views(off, flat.data.numel()))
     return torch.optim.AdamW(
-        [flat.param],
-        lr=config.learning_rate,
-        weight_decay=config.weight_decay,
-        fused=True,
+        [{"params": rest},
+         {"params": [flat.views(a, b) for a, b in inv], "lr": config.inverse_learning_rate}],
+        **kw,
     )
 
 
@@ -263,7 +279,7 @@ class TrainingRun:
             data=prepare_data(model, batch),
             config=config,
             flat=flat,
-            optimizer=make_optimizer(flat, config),
+            optimizer=make_optimizer(flat, config, model),
             ema=make_ema(model, flat, config),
             generator=torch.Generator().manual_seed(config.seed),
         )

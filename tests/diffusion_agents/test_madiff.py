@@ -326,8 +326,11 @@ def test_bad_inputs_to_act_name_the_agent(chase_policy):
         chase_policy.act([obs["runner_0"]])
 
 
-def test_resume_after_interruption_matches_uninterrupted_run(chase_batch, tmp_path):
-    cfg = TINY.replace(n_steps=16, checkpoint_every=8, ema_start=4)
+@pytest.mark.parametrize("changes", [{}, {"inverse_learning_rate": 5e-4}],
+                         ids=["one-rate", "inverse-rate"])
+def test_resume_after_interruption_matches_uninterrupted_run(chase_batch, tmp_path, changes):
+    # with inverse_learning_rate the optimizer holds several views of the flat tensor
+    cfg = TINY.replace(n_steps=16, checkpoint_every=8, ema_start=4, **changes)
     full = MADiffPolicy.train(chase_batch, cfg, show_progress=False)
     ckpt = tmp_path / "run.safetensors"
     MADiffPolicy.train(
@@ -536,6 +539,39 @@ def test_inverse_steps_stops_training_the_inverse_dynamics_only(chase_batch):
     assert not torch.equal(seen[12][1], seen[5][1])  # the diffusion model trains on
     with pytest.raises(ValueError, match="inverse_steps=0"):
         MADiffConfig(inverse_steps=0)
+
+
+def test_inverse_learning_rate_steps_the_inverse_dynamics_at_its_own_rate(chase_batch):
+    """``inverse_learning_rate``: the inverse-dynamics parameters take AdamW steps at their
+    own rate, the diffusion model's exactly as without it (one step from the same start,
+    where AdamW's step is the rate times a function of the gradient alone)."""
+    from diffusion_agents.madiff.training import TrainingRun
+
+    def one_step(**changes):
+        cfg = TINY.replace(n_steps=1, grad_clip=0.0, **changes)
+        model = MADiffPolicy._build_model(cfg, MADiffPolicy._model_dims(chase_batch), 0)
+        run = TrainingRun.start(model, chase_batch, cfg)
+        before = run.flat.data.clone()
+        list(run.steps())
+        ids = {id(p) for p in model.inv.parameters()}
+        inv = torch.cat([p.detach().reshape(-1) for p in model.parameters() if id(p) in ids])
+        rest = torch.cat([p.detach().reshape(-1) for p in model.parameters()
+                          if id(p) not in ids])
+        start = dict(zip([id(p) for p in model.parameters()],
+                         before.split([p.numel() for p in model.parameters()])))
+        inv0 = torch.cat([start[id(p)] for p in model.parameters() if id(p) in ids])
+        rest0 = torch.cat([start[id(p)] for p in model.parameters() if id(p) not in ids])
+        return inv - inv0, rest - rest0
+
+    inv_ref, rest_ref = one_step()
+    inv_same, rest_same = one_step(inverse_learning_rate=TINY.learning_rate)
+    assert torch.equal(inv_same, inv_ref) and torch.equal(rest_same, rest_ref)
+    inv_slow, rest_slow = one_step(inverse_learning_rate=TINY.learning_rate / 4)
+    assert torch.equal(rest_slow, rest_ref)
+    assert inv_ref.abs().max() > 0
+    torch.testing.assert_close(inv_slow, inv_ref / 4, rtol=1e-3, atol=1e-9)
+    with pytest.raises(ValueError, match="inverse_learning_rate=0"):
+        MADiffConfig(inverse_learning_rate=0)
 
 
 def test_checkpoints_from_before_inverse_steps_load_as_trained(chase_policy, tmp_path):
