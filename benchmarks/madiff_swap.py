@@ -5,15 +5,17 @@
         --episodes 20 --threads 1 --out PATH.json
     python -m benchmarks.madiff_swap --merge PATH.json [PATH.json ...]
 
-Trains MADiff-D twice on one dataset with one seed, under settings A and B (JSON overrides of
-``MADiffConfig``, as the harness's ``[algorithm_options.madiff_d].config`` sets them; the
-harness's own ``make_madiff_config`` builds the config, so the A/A and B/B cells are the
-harness's runs). Then it scores all four pairings of diffusion model (EMA weights, with the
-normalization statistics, which depend on the data only) and inverse-dynamics head on the
-same evaluation episodes (the harness's seeds): A/A, A's model with B's head, B's model
-with A's head, B/B. A setting that works through the head changes the score down a column;
-one that works through the planner changes it along a row. ``--merge`` averages the
-per-seed tables of separate processes (run seeds in parallel, one thread each).
+Trains MADiff-D (or ``--variant``) twice on one dataset with one seed, under settings A
+and B (JSON overrides of ``MADiffConfig``, as the harness's
+``[algorithm_options.madiff_d].config`` sets them; the harness's own ``make_madiff_config``
+builds the config, so the A/A and B/B cells are the harness's runs). Then it scores all
+four pairings of diffusion model (EMA weights, with the normalization statistics, which
+depend on the data only) and inverse-dynamics head on the same evaluation episodes (the
+harness's seeds), each from a fresh policy's sampling noise: A/A, A's model with B's head,
+B's model with A's head, B/B. Act-time settings (guidance, sampler) follow the model's row.
+A setting that acts through the head moves the score along a row (between the head
+columns); one that acts through the planner moves it down a column. ``--merge`` averages
+the per-seed reports of separate processes (run seeds in parallel, one thread each).
 """
 
 from __future__ import annotations
@@ -30,6 +32,9 @@ PAIRS = [("A", "A"), ("A", "B"), ("B", "A"), ("B", "B")]
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", default="smax/smacv2_5_units/medium-v0")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--variant", default="madiff_d",
+                   choices=["madiff_d", "madiff_c", "independent_diffuser"],
+                   help="the harness algorithm whose mode keys both settings get")
     p.add_argument("--a", default="{}", help="JSON MADiffConfig overrides of setting A")
     p.add_argument("--b", default="{}", help="JSON MADiffConfig overrides of setting B")
     p.add_argument("--episodes", type=int, default=20)
@@ -56,11 +61,14 @@ def merge(paths: list[str]) -> int:
     reports = [json.loads(open(p).read()) for p in paths]
     first = reports[0]
     for p, r in zip(paths, reports):
-        if (r["dataset"], r["a"], r["b"]) != (first["dataset"], first["a"], first["b"]):
+        # reports from before --variant ran madiff_d
+        keys = {"dataset": None, "variant": "madiff_d", "a": None, "b": None, "episodes": None}
+        if any(r.get(k, d) != first.get(k, d) for k, d in keys.items()):
             print(f"madiff_swap: {p} has other settings than {paths[0]}", file=sys.stderr)
             return 2
     scores = {k: [r["scores"][k] for r in reports] for k in first["scores"]}
-    print(f"{first['dataset']}, A = {first['a']}, B = {first['b']}, "
+    print(f"{first['dataset']}, {first.get('variant', 'madiff_d')}, A = {first['a']}, "
+          f"B = {first['b']}, "
           f"seeds {[r['seed'] for r in reports]}, normalized score (mean over seeds; per seed)")
     print(_table(scores))
     return 0
@@ -87,7 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     policies: dict[str, Any] = {}
     t0 = time.perf_counter()
     for name, overrides in settings.items():
-        cfg = make_madiff_config("madiff_d", MADiffAdapterConfig(config=overrides), args.seed)
+        cfg = make_madiff_config(args.variant, MADiffAdapterConfig(config=overrides),
+                                 args.seed)
         policies[name] = MADiffPolicy.train(args.dataset, cfg, seed=args.seed,
                                             show_progress=False)
     train_s = time.perf_counter() - t0
@@ -114,14 +123,15 @@ def main(argv: list[str] | None = None) -> int:
                                        ref["ref_max_score"])
         print(f"model {m}, head {h}: {scores[f'{m}/{h}']:.1f}", flush=True)
         pol.model.inverse_module.load_state_dict(heads[m])
-    print(f"\n{args.dataset}, seed {args.seed}, A = {args.a}, B = {args.b}, "
+    print(f"\n{args.dataset}, {args.variant}, seed {args.seed}, A = {args.a}, B = {args.b}, "
           f"{args.episodes} episodes; training {train_s:.0f} s")
     print(_table({k: [v] for k, v in scores.items()}))
     if args.out:
         from benchmarks.harness import write_json_atomic
 
         write_json_atomic(args.out, {
-            "dataset": args.dataset, "seed": args.seed, "a": settings["A"],
+            "dataset": args.dataset, "variant": args.variant, "seed": args.seed,
+            "a": settings["A"],
             "b": settings["B"], "episodes": args.episodes, "threads": args.threads,
             "scores": scores, "train_seconds": train_s,
             "command": "python -m benchmarks.madiff_swap " + " ".join(
