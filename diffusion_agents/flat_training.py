@@ -52,11 +52,11 @@ class FlatParameters:
         if with_grad:
             self.param.grad = self.grad
 
-    def views(self, start: int, end: int) -> nn.Parameter:
+    def part(self, start: int, end: int) -> nn.Parameter:
         """A parameter over ``data[start:end]`` whose gradient is ``grad[start:end]``: for an
         optimizer that steps parts of the flat tensor with their own settings."""
         if not 0 <= start < end <= self.data.numel():
-            raise ValueError(f"FlatParameters.views: bad range [{start}, {end}).")
+            raise ValueError(f"FlatParameters.part: bad range [{start}, {end}).")
         part = nn.Parameter(self.data[start:end], requires_grad=self.grad is not None)
         if self.grad is not None:
             part.grad = self.grad[start:end]

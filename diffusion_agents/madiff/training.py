@@ -201,13 +201,13 @@ def make_optimizer(
     rest, off = [], 0
     for a, b in inv:
         if a > off:
-            rest.append(flat.views(off, a))
+            rest.append(flat.part(off, a))
         off = b
     if off < flat.data.numel():
-        rest.append(flat.views(off, flat.data.numel()))
+        rest.append(flat.part(off, flat.data.numel()))
     return torch.optim.AdamW(
         [{"params": rest},
-         {"params": [flat.views(a, b) for a, b in inv], "lr": config.inverse_learning_rate}],
+         {"params": [flat.part(a, b) for a, b in inv], "lr": config.inverse_learning_rate}],
         **kw,
     )
 
