@@ -21,7 +21,7 @@ run: setup
 	$(VENV)/bin/diffusion-agents main
 
 test: setup
-	$(PY) -m pytest -q -p no:cacheprovider tests
+	$(PY) -m pytest -q -p no:cacheprovider --durations=15 tests
 
 lint: setup
 	$(VENV)/bin/ruff check wrappers diffusion_agents benchmarks tests
