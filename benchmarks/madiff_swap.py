@@ -24,7 +24,7 @@ import argparse
 import json
 import sys
 import time
-from typing import Any
+from pathlib import Path
 
 PAIRS = [("A", "A"), ("A", "B"), ("B", "A"), ("B", "B")]
 
@@ -58,7 +58,7 @@ def _table(scores: dict[str, list[float]]) -> str:
 
 
 def merge(paths: list[str]) -> int:
-    reports = [json.loads(open(p).read()) for p in paths]
+    reports = [json.loads(Path(p).read_text()) for p in paths]
     first = reports[0]
     for p, r in zip(paths, reports):
         # reports from before --variant ran madiff_d
@@ -89,24 +89,29 @@ def main(argv: list[str] | None = None) -> int:
     from benchmarks.algorithms.options import MADiffAdapterConfig
     from benchmarks.harness import dataset_info, evaluate, normalize
     from diffusion_agents import MADiffPolicy
+    from wrappers import load_episodes
 
     settings = {"A": json.loads(args.a), "B": json.loads(args.b)}
     ref = dataset_info(args.dataset)
-    policies: dict[str, Any] = {}
-    t0 = time.perf_counter()
-    for name, overrides in settings.items():
-        cfg = make_madiff_config(args.variant, MADiffAdapterConfig(config=overrides),
-                                 args.seed)
-        policies[name] = MADiffPolicy.train(args.dataset, cfg, seed=args.seed,
-                                            show_progress=False)
-    train_s = time.perf_counter() - t0
-    heads = {k: {n: v.clone() for n, v in pol.model.inverse_module.state_dict().items()}
-             for k, pol in policies.items()}
-    shapes = {k: {n: tuple(v.shape) for n, v in h.items()} for k, h in heads.items()}
+    cfgs = {name: make_madiff_config(args.variant, MADiffAdapterConfig(config=overrides),
+                                     args.seed)
+            for name, overrides in settings.items()}
+    batch = load_episodes(args.dataset)  # read once, for both trainings
+    # heads of other shapes cannot be swapped: refuse before minutes of training
+    dims = MADiffPolicy._model_dims(batch)
+    shapes = {k: {n: tuple(v.shape) for n, v in
+                  MADiffPolicy._build_model(c, dims, 0).inverse_module.state_dict().items()}
+              for k, c in cfgs.items()}
     if shapes["A"] != shapes["B"]:
         print("madiff_swap: the inverse-dynamics heads of A and B differ in shape "
               "(inv_hidden, shared_inverse_dynamics); they cannot be swapped", file=sys.stderr)
         return 2
+    t0 = time.perf_counter()
+    policies = {k: MADiffPolicy.train(batch, c, seed=args.seed, show_progress=False)
+                for k, c in cfgs.items()}
+    train_s = time.perf_counter() - t0
+    heads = {k: {n: v.clone() for n, v in pol.model.inverse_module.state_dict().items()}
+             for k, pol in policies.items()}
     buffers_b = dict(policies["B"].model.named_buffers())
     for k, v in policies["A"].model.named_buffers():
         if not torch.equal(v, buffers_b[k]):
@@ -122,7 +127,6 @@ def main(argv: list[str] | None = None) -> int:
         scores[f"{m}/{h}"] = normalize(float(np.mean(ev.returns)), ref["ref_min_score"],
                                        ref["ref_max_score"])
         print(f"model {m}, head {h}: {scores[f'{m}/{h}']:.1f}", flush=True)
-        pol.model.inverse_module.load_state_dict(heads[m])
     print(f"\n{args.dataset}, {args.variant}, seed {args.seed}, A = {args.a}, B = {args.b}, "
           f"{args.episodes} episodes; training {train_s:.0f} s")
     print(_table({k: [v] for k, v in scores.items()}))

@@ -31,7 +31,9 @@ def _run(tmp_path, name: str, a: dict, b: dict) -> dict:
     return json.loads(out.read_text())
 
 
-def test_diagonal_cell_is_the_harness_run_and_unlike_heads_are_refused(tmp_path, capsys):
+def test_diagonal_cell_is_the_harness_run_and_unlike_heads_are_refused(
+    tmp_path, capsys, monkeypatch
+):
     make_dataset(episodes=8)
     b = {**TINY, "learning_rate": 3e-2}
     report = _run(tmp_path, "ab", TINY, b)
@@ -43,7 +45,12 @@ def test_diagonal_cell_is_the_harness_run_and_unlike_heads_are_refused(tmp_path,
     ev = evaluate(policy, info["env_id"], info.get("env_kwargs") or {}, 2, 1)
     score = normalize(float(np.mean(ev.returns)), ref["ref_min_score"], ref["ref_max_score"])
     assert report["scores"]["B/B"] == pytest.approx(score, abs=1e-9)
-    # heads of different shapes cannot be swapped: refused with a clear message
+    # heads of different shapes cannot be swapped: refused with a clear message, before
+    # any training
+    def no_training(*args, **kwargs):
+        raise AssertionError("trained before refusing")
+
+    monkeypatch.setattr(MADiffPolicy, "train", no_training)
     rc = madiff_swap.main(["--dataset", DATASET, "--a", json.dumps(TINY),
                            "--b", json.dumps({**TINY, "inv_hidden": [16]}), "--episodes", "1"])
     assert rc == 2
